@@ -1,0 +1,251 @@
+//! ADD: resolve → lock → capture → persist → delegate → routes in the pod → result.
+//! Any failure after the state is written rolls back, so the NIC ends where it started.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::release::release;
+use super::Context;
+use crate::cni::{CniResult, Command, Error};
+use crate::config::PodInterfaceName;
+use crate::delegate::Delegate;
+use crate::device::{self, Resolved, Sysfs};
+use crate::netlink::{Link, LinkChange, Netlink};
+use crate::netns::{self, NetnsGuard};
+use crate::snapshot::{apply_routes, HostInterface};
+use crate::state::{self, AttachmentState, Claim, Phase, PodRef, StateStore};
+use crate::{log_debug, log_error, log_info};
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub fn add(ctx: &Context) -> Result<Value> {
+    let (env, conf) = (&ctx.env, &ctx.conf);
+    // Everything that can be checked without touching the device is checked first.
+    let delegate = Delegate::find(&conf.delegate, &env.path)?;
+    let pod_ns = Path::new(&env.netns);
+    netns::open(pod_ns)?;
+    let store = StateStore::open(&conf.state_dir)?;
+    let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
+    if store.load(&env.container_id, &env.ifname)?.is_some() {
+        return Err(Error::DeviceClaimed(format!(
+            "attachment {}/{} already exists; DEL it before adding it again",
+            env.container_id, env.ifname
+        )));
+    }
+
+    let host_nl = Netlink::connect()?;
+    let Resolved { link, pci } = device::resolve(&conf.selector, &Sysfs::default(), &host_nl)?;
+    let host = HostInterface::capture(&host_nl, &link)?;
+    let key = state::device_key(pci.as_ref(), &host);
+    let _device_lock = store.lock_device(&key)?;
+    let me = Claim {
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+    };
+    if let Some(owner) = store.claim_of(&key)? {
+        return Err(Error::DeviceClaimed(format!(
+            "{} ({}) is already claimed by container {} interface {}",
+            host.name,
+            conf.selector.describe(),
+            owner.container_id,
+            owner.ifname
+        )));
+    }
+    // Capture again under the device lock: another ADD may have changed it meanwhile.
+    let link = host_nl
+        .link_by_index(link.index)?
+        .ok_or_else(|| Error::DeviceNotFound(format!("{} disappeared from the host", host.name)))?;
+    let host = HostInterface::capture(&host_nl, &link)?;
+    if host.has_default_route() && !conf.allow_default_route_device {
+        return Err(Error::DefaultRouteDevice(format!(
+            "{} carries a default route of this host; refusing to move it into a pod \
+             (set \"allowDefaultRouteDevice\": true if that is really intended)",
+            host.name
+        )));
+    }
+
+    let naming = choose_names(ctx, &host, pod_ns)?;
+    let mut state = AttachmentState {
+        schema: state::SCHEMA_VERSION,
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+        network: conf.name.clone(),
+        cni_version: conf.cni_version.as_str().to_owned(),
+        netns: env.netns.clone(),
+        selector: conf.selector.clone(),
+        pci_address: pci,
+        host,
+        pod_ifname: naming.pod_ifname,
+        staging_name: naming.staging_name,
+        phase: Phase::Captured,
+        pod: PodRef {
+            namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
+            name: env.arg("K8S_POD_NAME").map(str::to_owned),
+            uid: env.arg("K8S_POD_UID").map(str::to_owned),
+        },
+        created: crate::log::timestamp(),
+    };
+    // Persist before anything moves: from here on a crash leaves what DEL needs.
+    store.save(&state)?;
+    store.claim(&key, &me)?;
+    log_info!(
+        "captured {} (mac {}, mtu {}, {}, addresses [{}], {} routes) as {}",
+        state.host.name,
+        state
+            .host
+            .mac
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        state.host.mtu,
+        if state.host.up { "up" } else { "down" },
+        state
+            .host
+            .addresses
+            .iter()
+            .map(|a| a.cidr())
+            .collect::<Vec<_>>()
+            .join(", "),
+        state.host.routes.len(),
+        store.path_of(&state.container_id, &state.ifname).display()
+    );
+
+    match attach(ctx, &delegate, &host_nl, &link, &state) {
+        Ok(result) => {
+            state.phase = Phase::Attached;
+            store.save(&state)?;
+            log_info!(
+                "attached {} to {} as {}",
+                state.host.name,
+                env.netns,
+                state.pod_ifname
+            );
+            Ok(result.to_json(conf.cni_version))
+        }
+        Err(e) => {
+            log_error!("ADD of {} failed: {e}; rolling back", state.host.name);
+            if let Err(rollback) = release(ctx, Some(&delegate), &store, &state) {
+                log_error!(
+                    "rollback failed: {rollback}; state kept in {} for the runtime's DEL",
+                    store.path_of(&state.container_id, &state.ifname).display()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Naming {
+    pod_ifname: String,
+    /// Temporary host name used when the host name is already taken in the pod.
+    staging_name: Option<String>,
+}
+
+/// The pod keeps the host name unless asked for CNI_IFNAME or the name is taken there.
+/// host-device moves the link under its current name, so a name clash in the pod also
+/// means renaming it on the host first (to a temporary name we remember in the state).
+fn choose_names(ctx: &Context, host: &HostInterface, pod_ns: &Path) -> Result<Naming> {
+    let taken_in_pod = name_exists_in(pod_ns, &host.name)?;
+    let pod_ifname = match (ctx.conf.pod_interface_name, taken_in_pod) {
+        (PodInterfaceName::Host, false) => host.name.clone(),
+        (PodInterfaceName::Host, true) => {
+            log_info!(
+                "{} is already taken in the pod; using {} instead",
+                host.name,
+                ctx.env.ifname
+            );
+            ctx.env.ifname.clone()
+        }
+        (PodInterfaceName::Cni, _) => ctx.env.ifname.clone(),
+    };
+    Ok(Naming {
+        pod_ifname,
+        staging_name: taken_in_pod.then(|| format!("ahd{}", host.ifindex)),
+    })
+}
+
+fn name_exists_in(ns: &Path, name: &str) -> Result<bool> {
+    let _in_pod = NetnsGuard::enter(ns)?;
+    Ok(Netlink::connect()?.link_by_name(name)?.is_some())
+}
+
+/// The part of ADD that changes things: rename for staging, delegate, routes, result.
+fn attach(
+    ctx: &Context,
+    delegate: &Delegate,
+    host_nl: &Netlink,
+    link: &Link,
+    state: &AttachmentState,
+) -> Result<CniResult> {
+    let conf = &ctx.conf;
+    let host = &state.host;
+    let device_name = state.staging_name.as_deref().unwrap_or(&host.name);
+    if let Some(staging) = &state.staging_name {
+        host_nl.set_link(
+            link.index,
+            &LinkChange {
+                up: Some(false),
+                ..Default::default()
+            },
+        )?;
+        host_nl.set_link(
+            link.index,
+            &LinkChange {
+                name: Some(staging.clone()),
+                ..Default::default()
+            },
+        )?;
+    }
+    let config = delegate.config(
+        conf.cni_version,
+        &conf.name,
+        device_name,
+        conf.ipam.as_ref(),
+        &host.addresses,
+    );
+    log_debug!(
+        "delegate {} ADD config: {config}",
+        delegate.binary().display()
+    );
+    let out = delegate.run(Command::Add, &ctx.env, &state.pod_ifname, &config)?;
+    let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
+        code: 0,
+        msg: format!(
+            "{} printed an unusable result: {e}",
+            delegate.binary().display()
+        ),
+        details: String::new(),
+    })?;
+    // With the user's own IPAM the captured gateways may not be reachable: their IPAM owns
+    // routing then.
+    if conf.ipam.is_none() && !host.routes.is_empty() {
+        add_routes_in_pod(Path::new(&ctx.env.netns), &state.pod_ifname, host)?;
+        for r in &host.routes {
+            result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
+        }
+    }
+    Ok(result)
+}
+
+fn add_routes_in_pod(pod_ns: &Path, pod_ifname: &str, host: &HostInterface) -> Result<()> {
+    let _in_pod = NetnsGuard::enter(pod_ns)?;
+    let nl = Netlink::connect()?;
+    let link = nl.link_by_name(pod_ifname)?.ok_or_else(|| {
+        Error::DeviceNotFound(format!(
+            "{pod_ifname} not found in the pod after host-device ADD"
+        ))
+    })?;
+    let problems = apply_routes(&nl, link.index, &host.routes);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Netlink {
+            context: format!(
+                "re-adding captured routes in the pod: {}",
+                problems.join("; ")
+            ),
+            errno: None,
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! Giving a device back to the host from its saved state: the heart of DEL, also used to
+//! roll back a failed ADD.
+//!
+//! host-device moves it out of the pod when it can; we then find it on the host wherever it
+//! ended up (original name, temporary name, pod name, PCI address, MAC) and put back what
+//! we captured. If host-device could not move it (it failed half way through its own ADD,
+//! say), we move it out ourselves rather than leave a NIC stranded in a pod.
+
+use std::path::{Path, PathBuf};
+
+use super::Context;
+use crate::cni::{Command, Environment, Error};
+use crate::delegate::Delegate;
+use crate::device::Sysfs;
+use crate::netlink::{Link, LinkChange, Netlink};
+use crate::netns::{self, NetnsGuard};
+use crate::state::{AttachmentState, Claim, StateStore};
+use crate::{log_error, log_info};
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub fn release(
+    ctx: &Context,
+    delegate: Option<&Delegate>,
+    store: &StateStore,
+    state: &AttachmentState,
+) -> Result<()> {
+    let pod_ns = live_pod_netns(&ctx.env, state);
+    if let (Some(ns), Some(d)) = (&pod_ns, delegate) {
+        if let Err(e) = delegate_del(ctx, d, ns, state) {
+            // Not fatal: the device may never have reached the pod, or be elsewhere already.
+            log_info!("host-device DEL did not complete ({e}); looking for the device ourselves");
+        }
+    }
+    let host_nl = Netlink::connect()?;
+    let mut found = find_on_host(&host_nl, state)?;
+    if found.is_none() {
+        if let Some(ns) = &pod_ns {
+            if move_out_of_pod(ns, state)? {
+                found = find_on_host(&host_nl, state)?;
+            }
+        }
+    }
+    let Some(link) = found else {
+        // Nowhere to be found: a virtual device destroyed with its netns, or hot-unplugged.
+        log_error!(
+            "{} is neither on the host nor in the pod; forgetting it. Captured configuration was: {}",
+            state.host.name,
+            serde_json::to_string(&state.host).unwrap_or_default()
+        );
+        return forget(store, state);
+    };
+    let problems = state.host.restore(&host_nl, &link)?;
+    for p in &problems {
+        log_error!("could not restore {p} on {}", state.host.name);
+    }
+    log_info!(
+        "restored {} (was {}): mtu {}, {}, addresses [{}], {} routes",
+        state.host.name,
+        link.name,
+        state.host.mtu,
+        if state.host.up { "up" } else { "down" },
+        state
+            .host
+            .addresses
+            .iter()
+            .map(|a| a.cidr())
+            .collect::<Vec<_>>()
+            .join(", "),
+        state.host.routes.len()
+    );
+    forget(store, state)
+}
+
+/// The pod's netns if it still exists: the one DEL names, else the one ADD recorded.
+fn live_pod_netns(env: &Environment, state: &AttachmentState) -> Option<PathBuf> {
+    [env.netns.as_str(), state.netns.as_str()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .find(|p| netns::exists(p))
+}
+
+fn delegate_del(ctx: &Context, d: &Delegate, ns: &Path, state: &AttachmentState) -> Result<()> {
+    let device = state.staging_name.as_deref().unwrap_or(&state.host.name);
+    let config = d.config(
+        ctx.conf.cni_version,
+        &ctx.conf.name,
+        device,
+        ctx.conf.ipam.as_ref(),
+        &state.host.addresses,
+    );
+    let env = Environment {
+        netns: ns.to_string_lossy().into_owned(),
+        ..ctx.env.clone()
+    };
+    d.run(Command::Del, &env, &state.pod_ifname, &config)
+        .map(|_| ())
+}
+
+/// Names the device may carry now, most likely first.
+fn candidate_names(state: &AttachmentState) -> Vec<&str> {
+    let mut names = vec![state.host.name.as_str()];
+    names.extend(state.staging_name.as_deref());
+    names.push(state.pod_ifname.as_str());
+    names.push(state.ifname.as_str());
+    names.dedup();
+    names
+}
+
+/// Finds our device in the current netns. A name only counts if the MAC matches too: `net1`
+/// on the host may well be somebody else's device.
+fn find_device(
+    nl: &Netlink,
+    state: &AttachmentState,
+    sysfs: Option<&Sysfs>,
+) -> Result<Option<Link>> {
+    let mac = state.host.mac.as_ref();
+    for name in candidate_names(state) {
+        if let Some(l) = nl.link_by_name(name)? {
+            if mac.is_none() || l.mac.as_ref() == mac {
+                return Ok(Some(l));
+            }
+        }
+    }
+    if let (Some(sysfs), Some(pci)) = (sysfs, &state.pci_address) {
+        for name in sysfs.netdevs_of(pci) {
+            if let Some(l) = nl.link_by_name(&name)? {
+                return Ok(Some(l));
+            }
+        }
+    }
+    match mac {
+        Some(m) => nl.link_by_mac(m),
+        None => Ok(None),
+    }
+}
+
+fn find_on_host(nl: &Netlink, state: &AttachmentState) -> Result<Option<Link>> {
+    find_device(nl, state, Some(&Sysfs::default()))
+}
+
+/// Moves the device from the pod to the host ourselves, for when host-device could not.
+/// Returns whether it was there to move.
+fn move_out_of_pod(ns: &Path, state: &AttachmentState) -> Result<bool> {
+    let host_ns = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("open host network namespace", e))?;
+    let _in_pod = NetnsGuard::enter(ns)?;
+    let nl = Netlink::connect()?;
+    // sysfs shows the host's view, so only names and MAC are meaningful in here.
+    let Some(link) = find_device(&nl, state, None)? else {
+        return Ok(false);
+    };
+    use std::os::fd::AsRawFd;
+    log_info!("moving {} out of {} ourselves", link.name, ns.display());
+    nl.set_link(
+        link.index,
+        &LinkChange {
+            up: Some(false),
+            ..Default::default()
+        },
+    )?;
+    nl.set_link(
+        link.index,
+        &LinkChange {
+            netns_fd: Some(host_ns.as_raw_fd() as u32),
+            ..Default::default()
+        },
+    )?;
+    Ok(true)
+}
+
+/// Drops the state and the device claim of an attachment whose device is settled.
+fn forget(store: &StateStore, state: &AttachmentState) -> Result<()> {
+    let owner = Claim {
+        container_id: state.container_id.clone(),
+        ifname: state.ifname.clone(),
+    };
+    store.release(&state.device_key(), &owner)?;
+    store.remove(&state.container_id, &state.ifname)
+}

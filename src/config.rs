@@ -1,0 +1,416 @@
+//! The network configuration on stdin: parsed, validated and given defaults once.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cni::{CniVersion, Error};
+use crate::device::{MacAddress, PciAddress};
+use crate::log::LogLevel;
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/amd-host-device";
+pub const DEFAULT_DELEGATE: &str = "host-device";
+
+/// Which name the device carries inside the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodInterfaceName {
+    /// Keep the host name (`enp94s0f1`), as the product documentation shows.
+    #[default]
+    Host,
+    /// Use `CNI_IFNAME` (`net1`); what chained plugins such as `tuning` expect.
+    Cni,
+}
+
+/// How the runtime asked us to find the device. Every selector given must agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<PciAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hwaddr: Option<MacAddress>,
+}
+
+impl Selector {
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.pci {
+            parts.push(format!("PCI {p}"));
+        }
+        if let Some(d) = &self.device {
+            parts.push(format!("device {d}"));
+        }
+        if let Some(m) = &self.hwaddr {
+            parts.push(format!("hwaddr {m}"));
+        }
+        parts.join(", ")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NetConf {
+    pub cni_version: CniVersion,
+    pub name: String,
+    pub selector: Selector,
+    /// The user's own IPAM block, passed to the delegate untouched.
+    pub ipam: Option<Value>,
+    pub pod_interface_name: PodInterfaceName,
+    pub state_dir: PathBuf,
+    pub delegate: String,
+    pub log_file: Option<PathBuf>,
+    pub log_level: LogLevel,
+    pub allow_default_route_device: bool,
+    pub prev_result: Option<Value>,
+    /// `cni.dev/valid-attachments` (GC).
+    pub valid_attachments: Option<Vec<ValidAttachment>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ValidAttachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// The wire shape; only types are checked here, meaning is checked in [`NetConf::parse`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    cni_version: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "deviceID")]
+    device_id: Option<String>,
+    #[serde(rename = "pciBusID")]
+    pci_bus_id: Option<String>,
+    #[serde(default)]
+    runtime_config: RawRuntimeConfig,
+    device: Option<String>,
+    hwaddr: Option<String>,
+    ipam: Option<Value>,
+    pod_interface_name: Option<PodInterfaceName>,
+    state_dir: Option<String>,
+    delegate: Option<String>,
+    log_file: Option<String>,
+    log_level: Option<LogLevel>,
+    #[serde(default)]
+    allow_default_route_device: bool,
+    prev_result: Option<Value>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<ValidAttachment>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRuntimeConfig {
+    #[serde(rename = "deviceID")]
+    device_id: Option<String>,
+}
+
+/// The `cniVersion` of a config, as far as it can be read; used to version error replies
+/// even when the rest of the config is bad.
+pub fn peek_version(stdin: &[u8]) -> Option<CniVersion> {
+    let v: Value = serde_json::from_slice(stdin).ok()?;
+    CniVersion::parse(v.get("cniVersion")?.as_str()?)
+}
+
+impl NetConf {
+    /// Parses a full config (ADD/DEL/CHECK/GC).
+    pub fn parse(stdin: &[u8]) -> Result<NetConf> {
+        let raw = decode(stdin)?;
+        let cni_version = parse_version(raw.cni_version.as_deref())?;
+        let name = raw
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| Error::InvalidConfig("\"name\" is required".into()))?;
+        let selector = parse_selector(
+            [
+                ("deviceID", raw.device_id),
+                ("pciBusID", raw.pci_bus_id),
+                ("runtimeConfig.deviceID", raw.runtime_config.device_id),
+            ],
+            raw.device,
+            raw.hwaddr,
+        )?;
+        let ipam = match raw.ipam {
+            None | Some(Value::Null) => None,
+            Some(v) if v.is_object() && v.get("type").and_then(Value::as_str).is_some() => Some(v),
+            Some(_) => {
+                return Err(Error::InvalidConfig(
+                    "\"ipam\" must be an object with a \"type\"".into(),
+                ))
+            }
+        };
+        let state_dir = absolute_path("stateDir", raw.state_dir.as_deref())?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let delegate = raw.delegate.unwrap_or_else(|| DEFAULT_DELEGATE.into());
+        if delegate.is_empty() || delegate.contains('/') || delegate.starts_with('.') {
+            return Err(Error::InvalidConfig(format!(
+                "\"delegate\" {delegate:?} must be a plugin name, not a path"
+            )));
+        }
+        Ok(NetConf {
+            cni_version,
+            name,
+            selector,
+            ipam,
+            pod_interface_name: raw.pod_interface_name.unwrap_or_default(),
+            state_dir,
+            delegate,
+            log_file: absolute_path("logFile", raw.log_file.as_deref())?,
+            log_level: raw.log_level.unwrap_or_default(),
+            allow_default_route_device: raw.allow_default_route_device,
+            prev_result: raw.prev_result,
+            valid_attachments: raw.valid_attachments,
+        })
+    }
+}
+
+fn decode(stdin: &[u8]) -> Result<RawConf> {
+    if stdin.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::Decode(
+            "no network configuration on stdin".to_string(),
+        ));
+    }
+    let value: Value = serde_json::from_slice(stdin)
+        .map_err(|e| Error::Decode(format!("network configuration is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::Decode(
+            "network configuration must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::InvalidConfig(format!("invalid network configuration: {e}")))
+}
+
+fn parse_version(v: Option<&str>) -> Result<CniVersion> {
+    let v = v.ok_or_else(|| Error::InvalidConfig("\"cniVersion\" is required".into()))?;
+    CniVersion::parse(v).ok_or_else(|| {
+        let supported: Vec<_> = CniVersion::ALL.iter().map(|v| v.as_str()).collect();
+        Error::IncompatibleVersion(format!(
+            "cniVersion {v:?} is not supported (supported: {})",
+            supported.join(", ")
+        ))
+    })
+}
+
+fn parse_selector(
+    pci_fields: [(&str, Option<String>); 3],
+    device: Option<String>,
+    hwaddr: Option<String>,
+) -> Result<Selector> {
+    let mut pci: Option<(&str, PciAddress)> = None;
+    for (field, value) in pci_fields {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let addr = PciAddress::parse(&value).map_err(|reason| {
+            Error::InvalidConfig(format!(
+                "\"{field}\" {value:?} is not a PCI address: {reason}"
+            ))
+        })?;
+        match &pci {
+            Some((first, seen)) if *seen != addr => {
+                return Err(Error::InvalidConfig(format!(
+                    "conflicting selectors: \"{first}\" is {seen} but \"{field}\" is {addr}"
+                )))
+            }
+            Some(_) => {}
+            None => pci = Some((field, addr)),
+        }
+    }
+    let device = device.filter(|d| !d.is_empty());
+    if let Some(d) = &device {
+        crate::cni::env::validate_ifname(d)
+            .map_err(|reason| Error::InvalidConfig(format!("\"device\": {reason}")))?;
+    }
+    let hwaddr = match hwaddr.filter(|h| !h.is_empty()) {
+        Some(h) => Some(MacAddress::parse(&h).map_err(|reason| {
+            Error::InvalidConfig(format!("\"hwaddr\" {h:?} is not a MAC address: {reason}"))
+        })?),
+        None => None,
+    };
+    let selector = Selector {
+        pci: pci.map(|(_, a)| a),
+        device,
+        hwaddr,
+    };
+    if selector == Selector::default() {
+        return Err(Error::InvalidConfig(
+            "no device selected: set \"deviceID\" (Multus injects it from the device plugin), \
+             \"device\" (interface name) or \"hwaddr\" (MAC address)"
+                .into(),
+        ));
+    }
+    Ok(selector)
+}
+
+fn absolute_path(field: &str, value: Option<&str>) -> Result<Option<PathBuf>> {
+    match value {
+        None => Ok(None),
+        Some(p) if p.starts_with('/') && !p.split('/').any(|c| c == "..") => {
+            Ok(Some(PathBuf::from(p)))
+        }
+        Some(p) => Err(Error::InvalidConfig(format!(
+            "\"{field}\" {p:?} must be an absolute path without \"..\""
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<NetConf> {
+        NetConf::parse(v.to_string().as_bytes())
+    }
+
+    fn code_of(v: Value) -> u32 {
+        parse(v).unwrap_err().code() as u32
+    }
+
+    #[test]
+    fn parses_what_multus_sends() {
+        let c = parse(json!({
+            "cniVersion": "0.3.1", "name": "amd-host-device-nad", "type": "amd-host-device",
+            "deviceID": "0000:5E:00.1", "pciBusID": "0000:5e:00.1"
+        }))
+        .unwrap();
+        assert_eq!(c.cni_version, CniVersion::V0_3_1);
+        assert_eq!(c.selector.pci.unwrap().to_string(), "0000:5e:00.1");
+        assert_eq!(c.pod_interface_name, PodInterfaceName::Host);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.delegate, "host-device");
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert!(!c.allow_default_route_device);
+        assert!(c.ipam.is_none());
+    }
+
+    #[test]
+    fn accepts_runtime_config_device_id_and_name_selectors() {
+        let c = parse(json!({"cniVersion": "1.1.0", "name": "n",
+            "runtimeConfig": {"deviceID": "0000:01:00.0"}}))
+        .unwrap();
+        assert!(c.selector.pci.is_some());
+        let c = parse(
+            json!({"cniVersion": "1.0.0", "name": "n", "device": "enp1s0",
+            "hwaddr": "AA:bb:cc:dd:ee:ff", "podInterfaceName": "cni",
+            "ipam": {"type": "static", "addresses": []}, "stateDir": "/tmp/s",
+            "logLevel": "debug", "logFile": "/tmp/l", "allowDefaultRouteDevice": true}),
+        )
+        .unwrap();
+        assert_eq!(c.selector.device.as_deref(), Some("enp1s0"));
+        assert_eq!(c.selector.hwaddr.unwrap().to_string(), "aa:bb:cc:dd:ee:ff");
+        assert_eq!(c.pod_interface_name, PodInterfaceName::Cni);
+        assert_eq!(c.ipam.unwrap()["type"], "static");
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert!(c.allow_default_route_device);
+    }
+
+    #[test]
+    fn rejects_bad_configs_with_the_right_code() {
+        let base = || json!({"cniVersion": "0.3.1", "name": "n", "deviceID": "0000:01:00.0"});
+        let with = |k: &str, v: Value| {
+            let mut c = base();
+            c[k] = v;
+            c
+        };
+        let cases: Vec<(Value, u32)> = vec![
+            (with("cniVersion", json!("0.2.0")), 1),
+            (with("cniVersion", json!("9.9.9")), 1),
+            (json!({"name": "n", "deviceID": "0000:01:00.0"}), 7),
+            (
+                json!({"cniVersion": "0.3.1", "deviceID": "0000:01:00.0"}),
+                7,
+            ),
+            (json!({"cniVersion": "0.3.1", "name": "n"}), 7),
+            (with("deviceID", json!("../../etc")), 7),
+            (with("deviceID", json!("0000:01:00.0/../x")), 7),
+            (with("deviceID", json!("eth0")), 7),
+            (with("deviceID", json!(5)), 7),
+            (with("pciBusID", json!("0000:02:00.0")), 7),
+            (with("hwaddr", json!("zz:zz")), 7),
+            (with("device", json!("a/b")), 7),
+            (with("podInterfaceName", json!("pod")), 7),
+            (with("logLevel", json!("loud")), 7),
+            (with("stateDir", json!("relative")), 7),
+            (with("stateDir", json!("/var/../etc")), 7),
+            (with("delegate", json!("../bin/sh")), 7),
+            (with("ipam", json!("static")), 7),
+            (with("ipam", json!({"addresses": []})), 7),
+        ];
+        for (conf, code) in cases {
+            assert_eq!(code_of(conf.clone()), code, "{conf}");
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_a_decode_error() {
+        for input in [
+            &b""[..],
+            b"   \n",
+            b"{",
+            b"[1,2]",
+            b"\"str\"",
+            b"{\"a\":}",
+            b"\xff\xfe",
+        ] {
+            let err = NetConf::parse(input).unwrap_err();
+            assert_eq!(err.code() as u32, 6, "{input:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn peek_version_reads_what_it_can() {
+        assert_eq!(
+            peek_version(br#"{"cniVersion":"0.4.0"}"#),
+            Some(CniVersion::V0_4_0)
+        );
+        assert_eq!(peek_version(b"{"), None);
+    }
+
+    #[test]
+    fn valid_attachments_are_read_for_gc() {
+        let c = parse(json!({"cniVersion": "1.1.0", "name": "n", "device": "x",
+            "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "net1"}]}))
+        .unwrap();
+        assert_eq!(
+            c.valid_attachments.unwrap(),
+            vec![ValidAttachment {
+                container_id: "c1".into(),
+                ifname: "net1".into()
+            }]
+        );
+    }
+
+    /// Arbitrary bytes and arbitrary JSON never panic the parser (a cheap, dependency-free fuzz).
+    #[test]
+    fn parser_never_panics_on_arbitrary_input() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = br#"{}[]":,0123456789.-abcdeEfnrtul \deviceIDpciBusIDcniVersionname"#;
+        for _ in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        r as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            let _ = NetConf::parse(&bytes);
+        }
+    }
+}

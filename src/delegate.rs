@@ -1,0 +1,320 @@
+//! Running the reference `host-device` plugin (or another named delegate) on our behalf.
+//!
+//! We never move a NIC between namespaces ourselves: host-device does, with a config we
+//! generate so that it acts on exactly the interface we resolved.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::cni::{CniVersion, Command, Environment, Error};
+use crate::netlink::Address;
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Where CNI plugins live when CNI_PATH does not say (upstream tarball, Debian, Fedora).
+pub const DEFAULT_PLUGIN_DIRS: [&str; 3] = ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"];
+
+#[derive(Debug)]
+pub struct Delegate {
+    name: String,
+    binary: PathBuf,
+    /// CNI_PATH handed to the delegate, so it finds its own IPAM plugin (`static`).
+    search_path: Vec<PathBuf>,
+}
+
+/// The parts of a CNI error reply we read from the delegate.
+#[derive(Deserialize)]
+struct DelegateError {
+    #[serde(default)]
+    code: u32,
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    details: String,
+}
+
+impl Delegate {
+    /// Finds `name` in CNI_PATH, then in the usual plugin directories.
+    pub fn find(name: &str, cni_path: &[String]) -> Result<Delegate> {
+        let search_path: Vec<PathBuf> = cni_path
+            .iter()
+            .map(PathBuf::from)
+            .chain(DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from))
+            .collect();
+        let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+        let binary = search_path
+            .iter()
+            .map(|dir| dir.join(name))
+            .filter(|p| is_executable(p))
+            // Never exec ourselves: a misconfigured "delegate" would recurse forever.
+            .find(|p| p.canonicalize().ok() != me)
+            .ok_or_else(|| {
+                Error::PluginNotAvailable(format!(
+                    "delegate plugin {name:?} not found in CNI_PATH or {}; install the reference \
+                     CNI plugins (Debian: apt-get install containernetworking-plugins)",
+                    DEFAULT_PLUGIN_DIRS.join(", ")
+                ))
+            })?;
+        Ok(Delegate {
+            name: name.to_owned(),
+            binary,
+            search_path,
+        })
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs the delegate; returns its stdout on success and its CNI error otherwise.
+    pub fn run(
+        &self,
+        command: Command,
+        env: &Environment,
+        ifname: &str,
+        config: &Value,
+    ) -> Result<Vec<u8>> {
+        let cni_path = std::env::join_paths(&self.search_path)
+            .map_err(|e| Error::invalid_env("CNI_PATH", e.to_string()))?;
+        let mut child = Process::new(&self.binary)
+            .env("CNI_COMMAND", command.as_str())
+            .env("CNI_CONTAINERID", &env.container_id)
+            .env("CNI_NETNS", &env.netns)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_ARGS", &env.args)
+            .env("CNI_PATH", cni_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::PluginNotAvailable(format!("cannot run {}: {e}", self.binary.display()))
+            })?;
+        let input = serde_json::to_vec(config).expect("delegate config always serialises");
+        // A delegate that exits without reading stdin gives EPIPE here; its exit status tells more.
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(&input);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("wait for {}", self.binary.display()), e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            crate::log_debug!(
+                "{} {} stderr: {}",
+                self.name,
+                command.as_str(),
+                stderr.trim()
+            );
+        }
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        Err(self.failure(&out.stdout, &stderr, out.status))
+    }
+
+    fn failure(&self, stdout: &[u8], stderr: &str, status: std::process::ExitStatus) -> Error {
+        match serde_json::from_slice::<DelegateError>(stdout) {
+            Ok(e) if !e.msg.is_empty() => Error::Delegate {
+                code: e.code,
+                msg: format!("{}: {}", self.name, e.msg),
+                details: e.details,
+            },
+            _ => Error::Delegate {
+                code: 0,
+                msg: format!(
+                    "{} failed ({status}) without a CNI error: {}",
+                    self.name,
+                    snippet(&String::from_utf8_lossy(stdout), stderr)
+                ),
+                details: String::new(),
+            },
+        }
+    }
+
+    /// The network config the delegate gets: our device by name, and static IPAM carrying the
+    /// captured addresses unless the user brought their own IPAM.
+    pub fn config(
+        &self,
+        version: CniVersion,
+        network: &str,
+        device: &str,
+        user_ipam: Option<&Value>,
+        addresses: &[Address],
+    ) -> Value {
+        let mut conf = json!({
+            "cniVersion": version.min(CniVersion::DELEGATE_MAX).as_str(),
+            "name": network,
+            "type": self.name,
+            "device": device,
+        });
+        if let Some(ipam) = static_ipam(user_ipam, addresses) {
+            conf["ipam"] = ipam;
+        }
+        conf
+    }
+}
+
+/// The IPAM block for the delegate. No addresses means no IPAM at all: host-device fails on
+/// an empty static list ("IPAM plugin returned missing IP config").
+fn static_ipam(user_ipam: Option<&Value>, addresses: &[Address]) -> Option<Value> {
+    if let Some(ipam) = user_ipam {
+        return Some(ipam.clone());
+    }
+    if addresses.is_empty() {
+        return None;
+    }
+    let list: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({ "address": a.cidr() }))
+        .collect();
+    Some(json!({ "type": "static", "addresses": list }))
+}
+
+fn is_executable(p: &Path) -> bool {
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn snippet(stdout: &str, stderr: &str) -> String {
+    let text = format!("{} {}", stdout.trim(), stderr.trim());
+    let text = text.trim();
+    if text.is_empty() {
+        return "no output".into();
+    }
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn addr(ip: &str, len: u8) -> Address {
+        Address {
+            ip: ip.parse().unwrap(),
+            prefix_len: len,
+            flags: 0,
+            scope: 0,
+            broadcast: None,
+        }
+    }
+
+    fn fake_plugin(dir: &Path, name: &str, script: &str) {
+        let p = dir.join(name);
+        fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn delegate_in(dir: &Path) -> Delegate {
+        Delegate::find("host-device", &[dir.to_string_lossy().into_owned()]).unwrap()
+    }
+
+    #[test]
+    fn config_carries_device_and_captured_addresses_at_a_capped_version() {
+        let d = Delegate {
+            name: "host-device".into(),
+            binary: "/x".into(),
+            search_path: vec![],
+        };
+        let c = d.config(
+            CniVersion::V1_1_0,
+            "net",
+            "enp94s0f1",
+            None,
+            &[addr("192.0.2.10", 24), addr("2001:db8::10", 64)],
+        );
+        assert_eq!(
+            c,
+            json!({"cniVersion": "1.0.0", "name": "net", "type": "host-device", "device": "enp94s0f1",
+                   "ipam": {"type": "static", "addresses": [
+                       {"address": "192.0.2.10/24"}, {"address": "2001:db8::10/64"}]}})
+        );
+        let c = d.config(CniVersion::V0_3_1, "net", "e", None, &[]);
+        assert_eq!(c["cniVersion"], "0.3.1");
+        assert!(c.get("ipam").is_none(), "no addresses, no ipam");
+        let user = json!({"type": "dhcp"});
+        let c = d.config(
+            CniVersion::V0_3_1,
+            "net",
+            "e",
+            Some(&user),
+            &[addr("192.0.2.1", 24)],
+        );
+        assert_eq!(c["ipam"], user);
+    }
+
+    #[test]
+    fn finds_the_delegate_in_cni_path_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_plugin(tmp.path(), "host-device", "exit 0");
+        assert_eq!(
+            delegate_in(tmp.path()).binary(),
+            tmp.path().join("host-device")
+        );
+        let err = Delegate::find("no-such-plugin-xyz", &[]).unwrap_err();
+        assert_eq!(err.code() as u32, 50);
+    }
+
+    #[test]
+    fn passes_environment_and_config_and_returns_stdout() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_plugin(
+            tmp.path(),
+            "host-device",
+            r#"read -r conf; printf '{"cmd":"%s","if":"%s","args":"%s","conf":%s}' "$CNI_COMMAND" "$CNI_IFNAME" "$CNI_ARGS" "$conf""#,
+        );
+        let env = Environment {
+            container_id: "c1".into(),
+            netns: "/n".into(),
+            ifname: "net1".into(),
+            args: "K8S_POD_NAME=p".into(),
+            path: vec![],
+        };
+        let out = delegate_in(tmp.path())
+            .run(Command::Add, &env, "enp94s0f1", &json!({"a": 1}))
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"cmd": "ADD", "if": "enp94s0f1", "args": "K8S_POD_NAME=p", "conf": {"a": 1}})
+        );
+    }
+
+    #[test]
+    fn reports_the_delegates_cni_error_or_its_garbage() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_plugin(
+            tmp.path(),
+            "host-device",
+            r#"echo '{"code":999,"msg":"failed to find host device: Link not found"}'; exit 1"#,
+        );
+        let env = Environment::default();
+        let err = delegate_in(tmp.path())
+            .run(Command::Add, &env, "e", &json!({}))
+            .unwrap_err();
+        assert_eq!(err.code() as u32, 103);
+        assert_eq!(
+            err.to_string(),
+            "host-device: failed to find host device: Link not found"
+        );
+        assert!(err.details().contains("999"));
+
+        fake_plugin(tmp.path(), "host-device", "echo 'panic: oops' >&2; exit 2");
+        let err = delegate_in(tmp.path())
+            .run(Command::Add, &env, "e", &json!({}))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("without a CNI error: panic: oops"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! Device identities (PCI address, MAC) and PCI → netdev resolution through sysfs.
+//!
+//! The sysfs root is a parameter so unit tests can build a fake tree in a temp dir; end-to-end
+//! tests bind-mount a fake tree over `/sys/bus/pci/devices` instead.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cni::Error;
+use crate::config::Selector;
+use crate::netlink::{Link, Netlink};
+
+/// A PCI function address in canonical form, `0000:5e:00.1` (domain:bus:device.function).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PciAddress(String);
+
+impl PciAddress {
+    /// Accepts only `DDDD:BB:DD.F` in hex. Anything else, a path in particular, is rejected
+    /// before it can become part of a sysfs path.
+    pub fn parse(s: &str) -> Result<PciAddress, String> {
+        let bytes = s.as_bytes();
+        let shape_ok = bytes.len() == 12
+            && bytes[4] == b':'
+            && bytes[7] == b':'
+            && bytes[10] == b'.'
+            && [0..4, 5..7, 8..10]
+                .into_iter()
+                .all(|r| bytes[r].iter().all(u8::is_ascii_hexdigit));
+        if !shape_ok {
+            return Err("expected the form 0000:5e:00.1 (domain:bus:device.function)".into());
+        }
+        let device = u8::from_str_radix(&s[8..10], 16).expect("checked hex");
+        if device > 0x1f {
+            return Err(format!("device number {device:#x} is above 0x1f"));
+        }
+        if !(b'0'..=b'7').contains(&bytes[11]) {
+            return Err("function must be 0-7".into());
+        }
+        Ok(PciAddress(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for PciAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        PciAddress::parse(&s)
+    }
+}
+
+impl From<PciAddress> for String {
+    fn from(a: PciAddress) -> String {
+        a.0
+    }
+}
+
+/// A link-layer address: 6 bytes for Ethernet, 20 for IPoIB.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MacAddress(Vec<u8>);
+
+impl MacAddress {
+    pub fn parse(s: &str) -> Result<MacAddress, String> {
+        let bytes: Result<Vec<u8>, _> = s
+            .split(':')
+            .map(|part| {
+                if part.len() == 2 {
+                    u8::from_str_radix(part, 16).map_err(|_| ())
+                } else {
+                    Err(())
+                }
+            })
+            .collect();
+        match bytes {
+            Ok(b) if b.len() == 6 || b.len() == 20 => Ok(MacAddress(b)),
+            _ => Err("expected colon-separated hex bytes like aa:bb:cc:dd:ee:ff".into()),
+        }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> MacAddress {
+        MacAddress(bytes.to_vec())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: Vec<String> = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        f.write_str(&hex.join(":"))
+    }
+}
+
+impl TryFrom<String> for MacAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        MacAddress::parse(&s)
+    }
+}
+
+impl From<MacAddress> for String {
+    fn from(m: MacAddress) -> String {
+        m.to_string()
+    }
+}
+
+/// Drivers that take a function away from the kernel network stack (DPDK and friends).
+const USERSPACE_DRIVERS: [&str; 3] = ["vfio-pci", "uio_pci_generic", "igb_uio"];
+
+/// Read-only view of sysfs under a configurable root (`/sys` in production).
+#[derive(Debug, Clone)]
+pub struct Sysfs {
+    root: PathBuf,
+}
+
+impl Default for Sysfs {
+    fn default() -> Self {
+        Sysfs::new("/sys")
+    }
+}
+
+impl Sysfs {
+    pub fn new(root: impl Into<PathBuf>) -> Sysfs {
+        Sysfs { root: root.into() }
+    }
+
+    fn pci_device_dir(&self, addr: &PciAddress) -> PathBuf {
+        self.root.join("bus/pci/devices").join(addr.as_str())
+    }
+
+    /// Interface names the kernel lists under the PCI function (`.../net/<ifname>`), sorted.
+    pub fn netdevs_of(&self, addr: &PciAddress) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.pci_device_dir(addr).join("net"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The kernel driver bound to the function, if any.
+    pub fn driver_of(&self, addr: &PciAddress) -> Option<String> {
+        let link = std::fs::read_link(self.pci_device_dir(addr).join("driver")).ok()?;
+        link.file_name()?.to_str().map(str::to_owned)
+    }
+
+    /// The one netdev of `addr`; `wanted` picks among several (a `device` selector).
+    pub fn resolve_pci(&self, addr: &PciAddress, wanted: Option<&str>) -> Result<String, Error> {
+        let names = self.netdevs_of(addr);
+        match (names.as_slice(), wanted) {
+            ([], _) => Err(self.explain_missing_netdev(addr)),
+            (names, Some(w)) if names.iter().any(|n| n == w) => Ok(w.to_owned()),
+            (names, Some(w)) => Err(Error::InvalidConfig(format!(
+                "conflicting selectors: \"device\" is {w} but PCI device {addr} has {}",
+                names.join(", ")
+            ))),
+            ([one], None) => Ok(one.clone()),
+            (many, None) => Err(Error::InvalidConfig(format!(
+                "PCI device {addr} has several interfaces ({}); set \"device\" to pick one",
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// Why a PCI function has no netdev: absent, bound to a userspace driver, or unbound.
+    fn explain_missing_netdev(&self, addr: &PciAddress) -> Error {
+        let dir = self.pci_device_dir(addr);
+        if !Path::new(&dir).exists() {
+            return Error::DeviceNotFound(format!("no PCI device {addr} on this host"));
+        }
+        Error::DeviceNotFound(match self.driver_of(addr) {
+            Some(d) if USERSPACE_DRIVERS.contains(&d.as_str()) => format!(
+                "PCI device {addr} is bound to the userspace driver {d} and has no network \
+                 interface; bind it to its kernel network driver to use it with amd-host-device"
+            ),
+            Some(d) => format!(
+                "PCI device {addr} (driver {d}) has no network interface in this network namespace \
+                 (already moved into a pod?)"
+            ),
+            None => {
+                format!("PCI device {addr} is not bound to any driver and has no network interface")
+            }
+        })
+    }
+}
+
+/// The host link a selector names, and its PCI address when it was selected by one.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub link: Link,
+    pub pci: Option<PciAddress>,
+}
+
+/// Finds the one host interface `selector` names. A PCI address goes through sysfs, a name
+/// straight to netlink, a MAC alone needs a link dump; every selector given must agree.
+pub fn resolve(selector: &Selector, sysfs: &Sysfs, nl: &Netlink) -> Result<Resolved, Error> {
+    let name = match &selector.pci {
+        Some(addr) => Some(sysfs.resolve_pci(addr, selector.device.as_deref())?),
+        None => selector.device.clone(),
+    };
+    let link = match (&name, &selector.hwaddr) {
+        (Some(n), _) => nl.link_by_name(n)?.ok_or_else(|| {
+            Error::DeviceNotFound(format!(
+                "interface {n} ({}) not found on the host",
+                selector.describe()
+            ))
+        })?,
+        (None, Some(mac)) => nl.link_by_mac(mac)?.ok_or_else(|| {
+            Error::DeviceNotFound(format!("no interface with MAC {mac} on the host"))
+        })?,
+        (None, None) => {
+            return Err(Error::InvalidConfig(
+                "no device selected: set \"deviceID\", \"device\" or \"hwaddr\"".into(),
+            ))
+        }
+    };
+    if let Some(mac) = &selector.hwaddr {
+        if link.mac.as_ref() != Some(mac) {
+            return Err(Error::InvalidConfig(format!(
+                "conflicting selectors: {} has MAC {} but \"hwaddr\" is {mac}",
+                link.name,
+                link.mac
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "none".into())
+            )));
+        }
+    }
+    Ok(Resolved {
+        link,
+        pci: selector.pci.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeSysfs {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeSysfs {
+        fn new() -> FakeSysfs {
+            FakeSysfs {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+        fn function(&self, addr: &str, netdevs: &[&str], driver: Option<&str>) -> &Self {
+            let dev = self.dir.path().join("bus/pci/devices").join(addr);
+            std::fs::create_dir_all(&dev).unwrap();
+            for n in netdevs {
+                std::fs::create_dir_all(dev.join("net").join(n)).unwrap();
+            }
+            if let Some(d) = driver {
+                let drv = self.dir.path().join("bus/pci/drivers").join(d);
+                std::fs::create_dir_all(&drv).unwrap();
+                std::os::unix::fs::symlink(&drv, dev.join("driver")).unwrap();
+            }
+            self
+        }
+        fn sysfs(&self) -> Sysfs {
+            Sysfs::new(self.dir.path())
+        }
+    }
+
+    fn pci(s: &str) -> PciAddress {
+        PciAddress::parse(s).unwrap()
+    }
+
+    #[test]
+    fn pci_addresses_are_validated_and_canonical() {
+        assert_eq!(pci("0000:5E:00.1").as_str(), "0000:5e:00.1");
+        for bad in [
+            "",
+            "5e:00.1",
+            "0000:5e:00.8",
+            "0000:5e:20.0",
+            "0000:5e:00.1/",
+            "../../../etc/passwd",
+            "0000:5e:00.1/../../x",
+            "0000-5e-00.1",
+            "000g:5e:00.1",
+            " 0000:5e:00.1",
+        ] {
+            assert!(PciAddress::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mac_addresses_parse_ethernet_and_ipoib() {
+        assert_eq!(
+            MacAddress::parse("02:AB:00:00:00:01").unwrap().to_string(),
+            "02:ab:00:00:00:01"
+        );
+        let ib = "00:00:01:49:fe:80:00:00:00:00:00:00:00:15:5d:ff:fd:33:ff:0b";
+        assert_eq!(MacAddress::parse(ib).unwrap().as_bytes().len(), 20);
+        for bad in [
+            "",
+            "02:ab",
+            "02:ab:00:00:00:0g",
+            "02ab00000001",
+            "2:ab:0:0:0:1",
+        ] {
+            assert!(MacAddress::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn resolves_the_single_netdev_of_a_function() {
+        let fake = FakeSysfs::new();
+        fake.function("0000:5e:00.1", &["enp94s0f1"], Some("ionic"));
+        let sys = fake.sysfs();
+        assert_eq!(
+            sys.resolve_pci(&pci("0000:5e:00.1"), None).unwrap(),
+            "enp94s0f1"
+        );
+        assert_eq!(
+            sys.driver_of(&pci("0000:5e:00.1")).as_deref(),
+            Some("ionic")
+        );
+    }
+
+    #[test]
+    fn several_netdevs_need_a_device_selector() {
+        let fake = FakeSysfs::new();
+        fake.function("0000:5e:00.0", &["ib0", "ib1"], Some("mlx5_core"));
+        let sys = fake.sysfs();
+        let a = pci("0000:5e:00.0");
+        let err = sys.resolve_pci(&a, None).unwrap_err();
+        assert_eq!(err.code() as u32, 7);
+        assert!(err.to_string().contains("ib0, ib1"), "{err}");
+        assert_eq!(sys.resolve_pci(&a, Some("ib1")).unwrap(), "ib1");
+        let err = sys.resolve_pci(&a, Some("eth9")).unwrap_err();
+        assert!(err.to_string().contains("conflicting selectors"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_netdev_is_explained() {
+        let fake = FakeSysfs::new();
+        fake.function("0000:5e:00.2", &[], Some("vfio-pci"));
+        fake.function("0000:5e:00.3", &[], None);
+        fake.function("0000:5e:00.4", &[], Some("ionic"));
+        let sys = fake.sysfs();
+        let msg = |a: &str| {
+            let e = sys.resolve_pci(&pci(a), None).unwrap_err();
+            assert_eq!(e.code() as u32, 100);
+            e.to_string()
+        };
+        assert!(msg("0000:5e:00.2").contains("userspace driver vfio-pci"));
+        assert!(msg("0000:5e:00.3").contains("not bound to any driver"));
+        assert!(msg("0000:5e:00.4").contains("driver ionic"));
+        assert!(msg("0000:99:00.0").contains("no PCI device 0000:99:00.0"));
+    }
+}

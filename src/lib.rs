@@ -1,0 +1,17 @@
+//! amd-host-device: a CNI plugin that hands a whole NIC to a pod through the reference
+//! `host-device` plugin and gives it back intact.
+//!
+//! Layout: `cni` (protocol), `config` (network config), `device` (which NIC), `netlink` +
+//! `netns` (kernel requests), `snapshot` (capture/restore policy), `state` (on-disk state and
+//! locks), `delegate` (exec host-device), `commands` (one module per CNI command).
+
+pub mod cni;
+pub mod commands;
+pub mod config;
+pub mod delegate;
+pub mod device;
+pub mod log;
+pub mod netlink;
+pub mod netns;
+pub mod snapshot;
+pub mod state;

@@ -1,0 +1,143 @@
+//! One-line-per-event logging to stderr or a log file; never to stdout (the CNI protocol's).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    #[default]
+    Info,
+    Debug,
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Error => "error",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        })
+    }
+}
+
+struct Logger {
+    level: LogLevel,
+    file: Option<PathBuf>,
+    /// "ADD cid=... ifname=..." — who every line is about.
+    context: String,
+}
+
+static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+
+fn logger() -> &'static Mutex<Logger> {
+    LOGGER.get_or_init(|| {
+        Mutex::new(Logger {
+            level: LogLevel::Error,
+            file: None,
+            context: String::new(),
+        })
+    })
+}
+
+/// Sets where and how much to log, and the context every line carries.
+pub fn configure(level: LogLevel, file: Option<&Path>, context: String) {
+    let mut l = logger().lock().unwrap_or_else(|e| e.into_inner());
+    l.level = level;
+    l.file = file.map(Path::to_path_buf);
+    l.context = context;
+}
+
+pub fn enabled(level: LogLevel) -> bool {
+    level <= logger().lock().unwrap_or_else(|e| e.into_inner()).level
+}
+
+pub fn write(level: LogLevel, args: fmt::Arguments<'_>) {
+    let l = logger().lock().unwrap_or_else(|e| e.into_inner());
+    if level > l.level {
+        return;
+    }
+    let line = format!("{} {level} {} {args}\n", timestamp(), l.context);
+    let written = l.file.as_ref().is_some_and(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .is_ok()
+    });
+    // Errors always reach stderr too, so the runtime's own log shows them.
+    if !written || level == LogLevel::Error {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+}
+
+#[macro_export]
+macro_rules! log_error { ($($t:tt)*) => { $crate::log::write($crate::log::LogLevel::Error, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_info { ($($t:tt)*) => { $crate::log::write($crate::log::LogLevel::Info, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! log_debug { ($($t:tt)*) => { $crate::log::write($crate::log::LogLevel::Debug, format_args!($($t)*)) } }
+
+/// RFC 3339 UTC timestamp with milliseconds, without pulling in a date crate.
+pub fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_timestamp(now.as_secs(), now.subsec_millis())
+}
+
+fn format_timestamp(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(format_timestamp(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_timestamp(1_795_392_000, 5),
+            "2026-11-23T00:00:00.005Z"
+        );
+        assert_eq!(
+            format_timestamp(951_782_400 + 3661, 999),
+            "2000-02-29T01:01:01.999Z"
+        );
+    }
+
+    #[test]
+    fn levels_are_ordered_by_verbosity() {
+        assert!(LogLevel::Error < LogLevel::Info && LogLevel::Info < LogLevel::Debug);
+    }
+}

@@ -1,0 +1,63 @@
+//! Entering a pod's network namespace on the current thread, and getting back out.
+
+use std::fs::File;
+use std::path::Path;
+
+use nix::sched::{setns, CloneFlags};
+
+use crate::cni::Error;
+
+/// While alive, the current thread is in another network namespace; dropping it goes back.
+/// Netlink sockets opened meanwhile stay bound to that namespace.
+pub struct NetnsGuard {
+    original: File,
+}
+
+impl NetnsGuard {
+    pub fn enter(path: &Path) -> Result<NetnsGuard, Error> {
+        // thread-self, not self: setns only moves this thread.
+        let original = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| Error::io("open current network namespace", e))?;
+        let target = open(path)?;
+        setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
+            Error::invalid_env(
+                "CNI_NETNS",
+                format!("{} is not a network namespace: {e}", path.display()),
+            )
+        })?;
+        Ok(NetnsGuard { original })
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET) {
+            // Carrying on would apply host changes inside a pod: stop right here.
+            crate::log_error!("cannot return to the host network namespace: {e}; aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Opens a network namespace file (e.g. `/var/run/netns/x`, `/proc/<pid>/ns/net`).
+pub fn open(path: &Path) -> Result<File, Error> {
+    File::open(path).map_err(|e| {
+        Error::invalid_env(
+            "CNI_NETNS",
+            format!("cannot open network namespace {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Whether `path` still names a live network namespace we can enter.
+pub fn exists(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(f) => {
+            // A bind-mount target left behind after `ip netns del` is a plain empty file.
+            nix::sys::statfs::fstatfs(&f)
+                .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+                .unwrap_or(false)
+        }
+        Err(_) => false,
+    }
+}

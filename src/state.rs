@@ -1,0 +1,495 @@
+//! Per-attachment state on disk: one JSON file per (container, ifname), written atomically
+//! before anything moves, plus flock-based locks and device claims.
+//!
+//! Layout under the state dir (0700):
+//!   `<containerID>-<ifname>.json`   the captured host configuration (0600)
+//!   `locks/<name>.lock`             flock targets, one per attachment and one per device
+//!   `claims/<device key>`           which attachment owns a device right now
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::cni::Error;
+use crate::config::Selector;
+use crate::device::PciAddress;
+use crate::snapshot::HostInterface;
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How long an operation waits for another one on the same attachment or device before
+/// telling the runtime to try again later (code 11).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where an ADD got to; DEL restores from any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Host state captured and saved; the device may or may not have moved yet.
+    Captured,
+    /// The device is in the pod and configured.
+    Attached,
+}
+
+/// Kubernetes identity from CNI_ARGS, for humans reading the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentState {
+    pub schema: u32,
+    pub container_id: String,
+    /// CNI_IFNAME the runtime used (the key of this attachment, e.g. `net1`).
+    pub ifname: String,
+    pub network: String,
+    pub cni_version: String,
+    pub netns: String,
+    pub selector: Selector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_address: Option<PciAddress>,
+    /// The device as it was on the host before ADD.
+    pub host: HostInterface,
+    /// The name the device has inside the pod.
+    pub pod_ifname: String,
+    /// Temporary host name given before the move when the host name was taken in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_name: Option<String>,
+    pub phase: Phase,
+    #[serde(default)]
+    pub pod: PodRef,
+    pub created: String,
+}
+
+impl AttachmentState {
+    /// The key that names the physical device in locks and claims: its PCI address when
+    /// known, else its MAC, else its host name.
+    pub fn device_key(&self) -> String {
+        device_key(self.pci_address.as_ref(), &self.host)
+    }
+}
+
+pub fn device_key(pci: Option<&PciAddress>, host: &HostInterface) -> String {
+    match (pci, &host.mac) {
+        (Some(p), _) => format!("pci-{p}"),
+        (None, Some(m)) => format!("mac-{}", m.to_string().replace(':', "")),
+        (None, None) => format!("name-{}", host.name),
+    }
+}
+
+/// Who holds a device (content of a claim file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// An exclusive flock; released when dropped.
+pub struct Lock {
+    _flock: Flock<File>,
+}
+
+impl StateStore {
+    /// Opens (creating, 0700) the state dir. Refuses a symlink or non-directory there.
+    pub fn open(dir: &Path) -> Result<StateStore> {
+        let store = StateStore {
+            dir: dir.to_path_buf(),
+        };
+        for d in [dir.to_path_buf(), dir.join("locks"), dir.join("claims")] {
+            ensure_private_dir(&d)?;
+        }
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<dir>/<cid>-<ifname>.json`. Both parts were validated (no '/', no "..") by `cni::env`.
+    pub fn path_of(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.dir.join(format!("{container_id}-{ifname}.json"))
+    }
+
+    /// The state of one attachment, `None` if there is none. A file that exists but does not
+    /// parse is an error (code 6) naming the file.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<AttachmentState>> {
+        let path = self.path_of(container_id, ifname);
+        let Some(bytes) = read_no_follow(&path)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))
+    }
+
+    /// Writes `state` atomically: temp file in the same dir, fsync, rename, fsync the dir.
+    /// A crash leaves either the old file or the new one, never a torn one.
+    pub fn save(&self, state: &AttachmentState) -> Result<()> {
+        let path = self.path_of(&state.container_id, &state.ifname);
+        let mut bytes = serde_json::to_vec_pretty(state).expect("state always serialises");
+        bytes.push(b'\n');
+        self.write_atomically(&path, &bytes)
+    }
+
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        self.remove_file(&self.path_of(container_id, ifname))
+    }
+
+    /// Serialises every operation on one attachment (ADD vs DEL of the same pod interface).
+    pub fn lock_attachment(&self, container_id: &str, ifname: &str) -> Result<Lock> {
+        self.lock(&format!("att-{container_id}-{ifname}"))
+    }
+
+    /// Serialises every operation on one physical device, whichever pod asks.
+    pub fn lock_device(&self, key: &str) -> Result<Lock> {
+        self.lock(&format!("dev-{key}"))
+    }
+
+    fn lock(&self, name: &str) -> Result<Lock> {
+        let path = self.dir.join("locks").join(format!("{name}.lock"));
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(|e| Error::io(format!("open lock {}", path.display()), e))
+        };
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        let mut file = open()?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(flock) => return Ok(Lock { _flock: flock }),
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    return Err(Error::Busy(format!(
+                        "{name} is locked by another operation for more than {}s; try again later",
+                        LOCK_TIMEOUT.as_secs()
+                    )))
+                }
+                Err((_, e)) => {
+                    return Err(Error::io(
+                        format!("lock {}", path.display()),
+                        std::io::Error::from(e),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The attachment that claims device `key`, if its state still exists (a claim whose
+    /// state is gone is stale and ignored).
+    pub fn claim_of(&self, key: &str) -> Result<Option<Claim>> {
+        let path = self.claim_path(key);
+        let Some(bytes) = read_no_follow(&path)? else {
+            return Ok(None);
+        };
+        let Ok(claim) = serde_json::from_slice::<Claim>(&bytes) else {
+            return Ok(None);
+        };
+        let state_exists = self
+            .path_of(&claim.container_id, &claim.ifname)
+            .symlink_metadata()
+            .is_ok();
+        Ok(state_exists.then_some(claim))
+    }
+
+    pub fn claim(&self, key: &str, claim: &Claim) -> Result<()> {
+        let bytes = serde_json::to_vec(claim).expect("claim always serialises");
+        self.write_atomically(&self.claim_path(key), &bytes)
+    }
+
+    /// Drops the claim on `key` if it is held by `owner`.
+    pub fn release(&self, key: &str, owner: &Claim) -> Result<()> {
+        let path = self.claim_path(key);
+        let held_by_owner = read_no_follow(&path)?
+            .and_then(|b| serde_json::from_slice::<Claim>(&b).ok())
+            .is_some_and(|c| &c == owner);
+        if held_by_owner {
+            self.remove_file(&path)?;
+        }
+        Ok(())
+    }
+
+    fn claim_path(&self, key: &str) -> PathBuf {
+        self.dir.join("claims").join(key)
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path.parent().expect("state paths have a parent");
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        // tempfile creates 0600, O_EXCL, with a random name: nothing planted can be followed.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(|e| io("create temp file for", e))?;
+        tmp.write_all(bytes).map_err(|e| io("write", e))?;
+        tmp.as_file().sync_all().map_err(|e| io("fsync", e))?;
+        tmp.persist(path).map_err(|e| io("rename into", e.error))?;
+        sync_dir(dir)
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => sync_dir(path.parent().expect("state paths have a parent")),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+        }
+    }
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match dir.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(Error::io(
+            format!("state dir {}", dir.display()),
+            std::io::Error::new(ErrorKind::InvalidInput, "exists and is not a directory"),
+        )),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(format!("chmod 0700 {}", dir.display()), e))
+        }
+        Ok(_) => Ok(()),
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(format!("create state dir {}", dir.display()), e)),
+    }
+}
+
+/// Reads a file without following a symlink planted in its place; `None` if absent.
+fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    Ok(Some(bytes))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("fsync {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{Address, Route};
+
+    pub fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
+        AttachmentState {
+            schema: SCHEMA_VERSION,
+            container_id: cid.into(),
+            ifname: ifname.into(),
+            network: "amd-host-device-nad".into(),
+            cni_version: "0.3.1".into(),
+            netns: "/var/run/netns/p".into(),
+            selector: Selector {
+                pci: Some(PciAddress::parse("0000:5e:00.1").unwrap()),
+                ..Selector::default()
+            },
+            pci_address: Some(PciAddress::parse("0000:5e:00.1").unwrap()),
+            host: HostInterface {
+                name: "enp94s0f1".into(),
+                ifindex: 7,
+                mac: Some(crate::device::MacAddress::parse("02:00:00:00:00:01").unwrap()),
+                mtu: 1400,
+                up: true,
+                alias: None,
+                addresses: vec![Address {
+                    ip: "2001:db8::10".parse().unwrap(),
+                    prefix_len: 64,
+                    flags: 0x02,
+                    scope: 0,
+                    broadcast: None,
+                }],
+                routes: vec![Route {
+                    family: 4,
+                    dst: Some("10.9.0.0".parse().unwrap()),
+                    dst_len: 16,
+                    gateway: Some("192.0.2.1".parse().unwrap()),
+                    table: 254,
+                    protocol: 4,
+                    scope: 0,
+                    kind: 1,
+                    priority: Some(100),
+                    prefsrc: None,
+                }],
+            },
+            pod_ifname: "enp94s0f1".into(),
+            staging_name: None,
+            phase: Phase::Attached,
+            pod: PodRef::default(),
+            created: "2026-11-23T00:00:00.000Z".into(),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        p.metadata().unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn round_trips_and_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let store = StateStore::open(&dir).unwrap();
+        let s = sample_state("c1", "net1");
+        assert_eq!(store.load("c1", "net1").unwrap(), None);
+        store.save(&s).unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), Some(s));
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&store.path_of("c1", "net1")), 0o600);
+        store.remove("c1", "net1").unwrap();
+        store.remove("c1", "net1").unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), None);
+    }
+
+    #[test]
+    fn save_replaces_whole_files_and_leaves_no_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let mut s = sample_state("c1", "net1");
+        for phase in [Phase::Captured, Phase::Attached] {
+            s.phase = phase;
+            store.save(&s).unwrap();
+            assert_eq!(store.load("c1", "net1").unwrap().unwrap().phase, phase);
+        }
+        let leftovers: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn corrupt_state_is_a_clear_decode_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        fs::write(store.path_of("c1", "net1"), b"{\"schema\":1,").unwrap();
+        let err = store.load("c1", "net1").unwrap_err();
+        assert_eq!(err.code() as u32, 6);
+        assert!(err.to_string().contains("c1-net1.json is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn planted_symlinks_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let target = tmp.path().join("secret");
+        fs::write(&target, b"{}").unwrap();
+        std::os::unix::fs::symlink(&target, store.path_of("c1", "net1")).unwrap();
+        assert!(store.load("c1", "net1").is_err());
+        // Saving replaces the link itself; the target is untouched.
+        store.save(&sample_state("c1", "net1")).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+        assert!(!store
+            .path_of("c1", "net1")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_symlinked_state_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
+        assert_eq!(StateStore::open(&link).err().unwrap().code() as u32, 5);
+    }
+
+    #[test]
+    fn claims_name_their_owner_until_its_state_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        let owner = Claim {
+            container_id: "c1".into(),
+            ifname: "net1".into(),
+        };
+        store.claim(&s.device_key(), &owner).unwrap();
+        assert_eq!(
+            store.claim_of(&s.device_key()).unwrap(),
+            None,
+            "no state yet: stale"
+        );
+        store.save(&s).unwrap();
+        assert_eq!(
+            store.claim_of(&s.device_key()).unwrap(),
+            Some(owner.clone())
+        );
+        let other = Claim {
+            container_id: "c2".into(),
+            ifname: "net1".into(),
+        };
+        store.release(&s.device_key(), &other).unwrap();
+        assert!(
+            store.claim_of(&s.device_key()).unwrap().is_some(),
+            "only the owner releases"
+        );
+        store.release(&s.device_key(), &owner).unwrap();
+        assert_eq!(store.claim_of(&s.device_key()).unwrap(), None);
+    }
+
+    #[test]
+    fn device_keys_prefer_pci_then_mac() {
+        let mut s = sample_state("c1", "net1");
+        assert_eq!(s.device_key(), "pci-0000:5e:00.1");
+        s.pci_address = None;
+        assert_eq!(s.device_key(), "mac-020000000001");
+        s.host.mac = None;
+        assert_eq!(s.device_key(), "name-enp94s0f1");
+    }
+
+    #[test]
+    fn a_held_lock_makes_others_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let held = store.lock_device("k").unwrap();
+        let dir = tmp.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let store = StateStore::open(&dir).unwrap();
+            let start = Instant::now();
+            let _l = store.lock_device("k").unwrap();
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+        assert!(waiter.join().unwrap() >= Duration::from_millis(150));
+    }
+}
