@@ -77,6 +77,71 @@ pub struct AttachmentState {
 }
 
 impl AttachmentState {
+    /// Best-effort reconstruction from a corrupt or truncated state file: every field that can
+    /// still be read is used, the rest gets a safe default (the device comes back up, MTU and
+    /// routes untouched). Returns the state and the names of what was lost.
+    pub fn salvage(
+        container_id: &str,
+        ifname: &str,
+        bytes: &[u8],
+    ) -> (AttachmentState, Vec<&'static str>) {
+        let text = String::from_utf8_lossy(bytes);
+        // Only look inside the "host" object for its fields: "pod" has a "name" too.
+        let host_part = text.find("\"host\"").map(|i| &text[i..]).unwrap_or("");
+        let mut lost = Vec::new();
+        let mut note = |what: &'static str, present: bool| {
+            if !present {
+                lost.push(what);
+            }
+        };
+        let name = salvage_value(host_part, "name").and_then(|v| v.as_str().map(str::to_owned));
+        note("host name", name.is_some());
+        let mac = salvage_value(host_part, "mac").and_then(|v| {
+            v.as_str()
+                .and_then(|m| crate::device::MacAddress::parse(m).ok())
+        });
+        note("MAC", mac.is_some());
+        let mtu = salvage_value(host_part, "mtu")
+            .and_then(|v| v.as_u64())
+            .map(|m| m as u32);
+        note("MTU", mtu.is_some());
+        let up = salvage_value(host_part, "up").and_then(|v| v.as_bool());
+        note("admin state", up.is_some());
+        let addresses: Vec<crate::netlink::Address> = salvage_value(host_part, "addresses")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_else(|| salvage_addresses(host_part));
+        let routes: Option<Vec<crate::netlink::Route>> =
+            salvage_value(host_part, "routes").and_then(|v| serde_json::from_value(v).ok());
+        note("routes", routes.is_some());
+        let string = |key| salvage_value(&text, key).and_then(|v| v.as_str().map(str::to_owned));
+        let state = AttachmentState {
+            schema: SCHEMA_VERSION,
+            container_id: container_id.to_owned(),
+            ifname: ifname.to_owned(),
+            network: string("network").unwrap_or_default(),
+            cni_version: string("cniVersion").unwrap_or_default(),
+            netns: string("netns").unwrap_or_default(),
+            selector: Selector::default(),
+            pci_address: string("pciAddress").and_then(|p| PciAddress::parse(&p).ok()),
+            host: HostInterface {
+                name: name.unwrap_or_default(),
+                ifindex: 0,
+                mac,
+                mtu: mtu.unwrap_or(0),
+                up: up.unwrap_or(true),
+                alias: None,
+                addresses,
+                routes: routes.unwrap_or_default(),
+            },
+            pod_ifname: string("podIfname").unwrap_or_else(|| ifname.to_owned()),
+            staging_name: string("stagingName"),
+            phase: Phase::Captured,
+            pod: PodRef::default(),
+            created: String::new(),
+        };
+        (state, lost)
+    }
+
     /// The key that names the physical device in locks and claims: its PCI address when
     /// known, else its MAC, else its host name.
     pub fn device_key(&self) -> String {
@@ -84,12 +149,24 @@ impl AttachmentState {
     }
 }
 
+pub fn pci_key(pci: &PciAddress) -> String {
+    format!("pci-{pci}")
+}
+
 pub fn device_key(pci: Option<&PciAddress>, host: &HostInterface) -> String {
     match (pci, &host.mac) {
-        (Some(p), _) => format!("pci-{p}"),
+        (Some(p), _) => pci_key(p),
         (None, Some(m)) => format!("mac-{}", m.to_string().replace(':', "")),
         (None, None) => format!("name-{}", host.name),
     }
+}
+
+/// The identity fields of a state file, readable even from a newer schema.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ids {
+    container_id: String,
+    ifname: String,
 }
 
 /// Who holds a device (content of a claim file).
@@ -236,6 +313,44 @@ impl StateStore {
         Ok(())
     }
 
+    /// Every attachment with a state file, as (container id, ifname), from the file names.
+    pub fn attachments(&self) -> Result<Vec<(String, String)>> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(format!("list {}", self.dir.display()), e))?;
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue;
+            }
+            // Container ids and ifnames may both contain '-': read the ids from the file
+            // rather than splitting its name.
+            if let Some(ids) = read_no_follow(&entry.path())
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<Ids>(&b).ok())
+            {
+                if self.path_of(&ids.container_id, &ids.ifname) == entry.path() {
+                    found.push((ids.container_id, ids.ifname));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Proves the state dir takes writes (STATUS).
+    pub fn probe_writable(&self) -> Result<()> {
+        tempfile::Builder::new()
+            .prefix(".probe-")
+            .tempfile_in(&self.dir)
+            .map(drop)
+            .map_err(|e| Error::io(format!("write in {}", self.dir.display()), e))
+    }
+
     fn claim_path(&self, key: &str) -> PathBuf {
         self.dir.join("claims").join(key)
     }
@@ -261,6 +376,33 @@ impl StateStore {
             Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
         }
     }
+}
+
+/// The JSON value after the first `"key":` in `text`, if it is complete.
+fn salvage_value(text: &str, key: &str) -> Option<serde_json::Value> {
+    let needle = format!("\"{key}\"");
+    let rest = &text[text.find(&needle)? + needle.len()..];
+    let rest = rest.trim_start().strip_prefix(':')?;
+    serde_json::Deserializer::from_str(rest)
+        .into_iter::<serde_json::Value>()
+        .next()?
+        .ok()
+}
+
+/// The addresses of a truncated list: each complete `{"ip":..,"prefixLen":..}` object.
+fn salvage_addresses(host_part: &str) -> Vec<crate::netlink::Address> {
+    let Some(start) = host_part.find("\"addresses\"") else {
+        return Vec::new();
+    };
+    host_part[start..]
+        .match_indices('{')
+        .map_while(|(i, _)| {
+            serde_json::Deserializer::from_str(&host_part[start + i..])
+                .into_iter::<crate::netlink::Address>()
+                .next()?
+                .ok()
+        })
+        .collect()
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<()> {
@@ -404,6 +546,36 @@ mod tests {
         let err = store.load("c1", "net1").unwrap_err();
         assert_eq!(err.code() as u32, 6);
         assert!(err.to_string().contains("c1-net1.json is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn salvage_recovers_what_a_truncated_file_still_holds() {
+        let full = serde_json::to_string_pretty(&sample_state("c1", "net1")).unwrap();
+        // Cut inside the routes list: everything before it survives.
+        let cut = &full[..full.find("\"gateway\"").unwrap()];
+        let (s, lost) = AttachmentState::salvage("c1", "net1", cut.as_bytes());
+        assert_eq!(s.host.name, "enp94s0f1");
+        assert_eq!(s.host.mtu, 1400);
+        assert_eq!(s.host.addresses, sample_state("c1", "net1").host.addresses);
+        assert_eq!(s.pci_address.unwrap().as_str(), "0000:5e:00.1");
+        assert_eq!(lost, vec!["routes"]);
+        assert_eq!(
+            s.pod_ifname, "net1",
+            "podIfname was cut off: CNI_IFNAME is the guess"
+        );
+
+        // Cut inside the second address: the first complete one is kept.
+        let mut two = sample_state("c1", "net1");
+        two.host.addresses.push(two.host.addresses[0].clone());
+        two.host.addresses[1].ip = "192.0.2.7".parse().unwrap();
+        let full = serde_json::to_string(&two).unwrap();
+        let cut = &full[..full.find("192.0.2.7").unwrap()];
+        let (s, _) = AttachmentState::salvage("c1", "net1", cut.as_bytes());
+        assert_eq!(s.host.addresses, sample_state("c1", "net1").host.addresses);
+
+        let (s, lost) = AttachmentState::salvage("c1", "net1", b"\x00garbage");
+        assert!(s.host.up, "an unknown admin state comes back up");
+        assert!(lost.contains(&"host name") && lost.contains(&"MAC"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     Netlink = 102,
     DelegateFailed = 103,
     DefaultRouteDevice = 104,
+    CheckFailed = 105,
 }
 
 #[derive(Debug)]
@@ -66,6 +67,8 @@ pub enum Error {
     },
     /// The device carries the host's default route and the config did not allow moving it.
     DefaultRouteDevice(String),
+    /// CHECK found the attachment not as ADD left it.
+    CheckFailed(String),
 }
 
 impl Error {
@@ -85,6 +88,7 @@ impl Error {
             Error::Netlink { .. } => ErrorCode::Netlink,
             Error::Delegate { .. } => ErrorCode::DelegateFailed,
             Error::DefaultRouteDevice(_) => ErrorCode::DefaultRouteDevice,
+            Error::CheckFailed(_) => ErrorCode::CheckFailed,
         }
     }
 
@@ -153,7 +157,8 @@ impl fmt::Display for Error {
             | Error::PluginNotAvailable(m)
             | Error::DeviceNotFound(m)
             | Error::DeviceClaimed(m)
-            | Error::DefaultRouteDevice(m) => f.write_str(m),
+            | Error::DefaultRouteDevice(m)
+            | Error::CheckFailed(m) => f.write_str(m),
             Error::InvalidEnvironment { var, reason } => write!(f, "invalid {var}: {reason}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Netlink {
@@ -215,6 +220,7 @@ mod tests {
                 103,
             ),
             (Error::DefaultRouteDevice("d".into()), 104),
+            (Error::CheckFailed("c".into()), 105),
         ];
         for (err, code) in cases {
             assert_eq!(err.code() as u32, code, "{err:?}");

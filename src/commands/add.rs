@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::release::release;
-use super::Context;
+use super::{fault_point, Context};
 use crate::cni::{CniResult, Command, Error};
 use crate::config::PodInterfaceName;
 use crate::delegate::Delegate;
@@ -24,7 +24,12 @@ pub fn add(ctx: &Context) -> Result<Value> {
     // Everything that can be checked without touching the device is checked first.
     let delegate = Delegate::find(&conf.delegate, &env.path)?;
     let pod_ns = Path::new(&env.netns);
-    netns::open(pod_ns)?;
+    if !netns::exists(pod_ns) {
+        return Err(Error::invalid_env(
+            "CNI_NETNS",
+            format!("{} is not a network namespace", env.netns),
+        ));
+    }
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
     if store.load(&env.container_id, &env.ifname)?.is_some() {
@@ -32,6 +37,11 @@ pub fn add(ctx: &Context) -> Result<Value> {
             "attachment {}/{} already exists; DEL it before adding it again",
             env.container_id, env.ifname
         )));
+    }
+    // A device selected by PCI address is claimed under that address: say who has it even
+    // when it is away in their pod (and so not on the host to be resolved).
+    if let Some(pci) = &conf.selector.pci {
+        ensure_unclaimed(&store, &state::pci_key(pci), &conf.selector.describe())?;
     }
 
     let host_nl = Netlink::connect()?;
@@ -43,15 +53,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
     };
-    if let Some(owner) = store.claim_of(&key)? {
-        return Err(Error::DeviceClaimed(format!(
-            "{} ({}) is already claimed by container {} interface {}",
-            host.name,
-            conf.selector.describe(),
-            owner.container_id,
-            owner.ifname
-        )));
-    }
+    ensure_unclaimed(&store, &key, &host.name)?;
     // Capture again under the device lock: another ADD may have changed it meanwhile.
     let link = host_nl
         .link_by_index(link.index)?
@@ -86,9 +88,11 @@ pub fn add(ctx: &Context) -> Result<Value> {
         },
         created: crate::log::timestamp(),
     };
+    fault_point("after-capture");
     // Persist before anything moves: from here on a crash leaves what DEL needs.
     store.save(&state)?;
     store.claim(&key, &me)?;
+    fault_point("after-state-write");
     log_info!(
         "captured {} (mac {}, mtu {}, {}, addresses [{}], {} routes) as {}",
         state.host.name,
@@ -115,6 +119,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
         Ok(result) => {
             state.phase = Phase::Attached;
             store.save(&state)?;
+            fault_point("before-result");
             log_info!(
                 "attached {} to {} as {}",
                 state.host.name,
@@ -133,6 +138,16 @@ pub fn add(ctx: &Context) -> Result<Value> {
             }
             Err(e)
         }
+    }
+}
+
+fn ensure_unclaimed(store: &StateStore, key: &str, what: &str) -> Result<()> {
+    match store.claim_of(key)? {
+        Some(owner) => Err(Error::DeviceClaimed(format!(
+            "{what} is already claimed by container {} interface {}",
+            owner.container_id, owner.ifname
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -209,6 +224,7 @@ fn attach(
         delegate.binary().display()
     );
     let out = delegate.run(Command::Add, &ctx.env, &state.pod_ifname, &config)?;
+    fault_point("after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
         code: 0,
         msg: format!(

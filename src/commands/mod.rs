@@ -2,8 +2,11 @@
 //! rollback (and later GC) share.
 
 mod add;
+mod check;
 mod del;
+mod gc;
 mod release;
+mod status;
 mod version;
 
 use serde_json::Value;
@@ -34,10 +37,9 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     match command {
         Command::Add => add::add(&ctx).map(Some),
         Command::Del => del::del(&ctx).map(|()| None),
-        Command::Check | Command::Status | Command::Gc => Err(Error::UnsupportedField(format!(
-            "{} is not implemented by this version of amd-host-device",
-            command.as_str()
-        ))),
+        Command::Check => check::check(&ctx).map(|()| None),
+        Command::Status => status::status(&ctx).map(|()| None),
+        Command::Gc => gc::gc(&ctx).map(|()| None),
         Command::Version => unreachable!("handled above"),
     }
 }
@@ -51,6 +53,28 @@ pub struct Context {
 impl Context {
     pub fn version(&self) -> CniVersion {
         self.conf.cni_version
+    }
+}
+
+/// STATUS and GC exist from spec 1.1.0 on.
+fn require_1_1(what: &str, ctx: &Context) -> Result<(), Error> {
+    if ctx.version().supports_status_and_gc() {
+        Ok(())
+    } else {
+        Err(Error::IncompatibleVersion(format!(
+            "{what} needs cniVersion 1.1.0, the config says {}",
+            ctx.version()
+        )))
+    }
+}
+
+/// Test-only crash injection: `AMD_HOST_DEVICE_TEST_FAULT=<point>` SIGKILLs the plugin at
+/// that point, so the crash-safety tests can stop an ADD exactly there. Unset in production,
+/// where this is one environment lookup.
+pub(crate) fn fault_point(point: &str) {
+    if std::env::var_os("AMD_HOST_DEVICE_TEST_FAULT").is_some_and(|v| v == point) {
+        crate::log_error!("test fault point {point}: killing myself");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
 

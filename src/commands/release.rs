@@ -7,6 +7,7 @@
 //! say), we move it out ourselves rather than leave a NIC stranded in a pod.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::Context;
 use crate::cni::{Command, Environment, Error};
@@ -34,12 +35,14 @@ pub fn release(
     }
     let host_nl = Netlink::connect()?;
     let mut found = find_on_host(&host_nl, state)?;
-    if found.is_none() {
-        if let Some(ns) = &pod_ns {
-            if move_out_of_pod(ns, state)? {
-                found = find_on_host(&host_nl, state)?;
-            }
+    match (&found, &pod_ns) {
+        (None, Some(ns)) if move_out_of_pod(ns, state)? => {
+            found = find_on_host(&host_nl, state)?;
         }
+        // The netns is gone: the kernel hands physical devices back to the host from a
+        // workqueue, so the device may be a moment late.
+        (None, None) => found = wait_for_device_on_host(&host_nl, state)?,
+        _ => {}
     }
     let Some(link) = found else {
         // Nowhere to be found: a virtual device destroyed with its netns, or hot-unplugged.
@@ -90,8 +93,11 @@ fn delegate_del(ctx: &Context, d: &Delegate, ns: &Path, state: &AttachmentState)
         ctx.conf.ipam.as_ref(),
         &state.host.addresses,
     );
+    // GC runs without a container of its own: the attachment's identity comes from its state.
     let env = Environment {
+        container_id: state.container_id.clone(),
         netns: ns.to_string_lossy().into_owned(),
+        ifname: state.ifname.clone(),
         ..ctx.env.clone()
     };
     d.run(Command::Del, &env, &state.pod_ifname, &config)
@@ -110,7 +116,7 @@ fn candidate_names(state: &AttachmentState) -> Vec<&str> {
 
 /// Finds our device in the current netns. A name only counts if the MAC matches too: `net1`
 /// on the host may well be somebody else's device.
-fn find_device(
+pub fn find_device(
     nl: &Netlink,
     state: &AttachmentState,
     sysfs: Option<&Sysfs>,
@@ -138,6 +144,20 @@ fn find_device(
 
 fn find_on_host(nl: &Netlink, state: &AttachmentState) -> Result<Option<Link>> {
     find_device(nl, state, Some(&Sysfs::default()))
+}
+
+/// How long DEL waits for a device the kernel is still returning from a dead netns.
+const RETURN_FROM_DEAD_NETNS: Duration = Duration::from_secs(2);
+
+fn wait_for_device_on_host(nl: &Netlink, state: &AttachmentState) -> Result<Option<Link>> {
+    let deadline = Instant::now() + RETURN_FROM_DEAD_NETNS;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let found = find_on_host(nl, state)?;
+        if found.is_some() || Instant::now() >= deadline {
+            return Ok(found);
+        }
+    }
 }
 
 /// Moves the device from the pod to the host ourselves, for when host-device could not.
@@ -171,7 +191,7 @@ fn move_out_of_pod(ns: &Path, state: &AttachmentState) -> Result<bool> {
 }
 
 /// Drops the state and the device claim of an attachment whose device is settled.
-fn forget(store: &StateStore, state: &AttachmentState) -> Result<()> {
+pub fn forget(store: &StateStore, state: &AttachmentState) -> Result<()> {
     let owner = Claim {
         container_id: state.container_id.clone(),
         ifname: state.ifname.clone(),

@@ -1,0 +1,136 @@
+//! CHECK: is the device still in the pod as ADD left it (name, MAC, up, MTU, addresses, routes)?
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::Context;
+use crate::cni::{CniResult, Error};
+use crate::netlink::{Address, Link, Netlink, Route};
+use crate::netns::NetnsGuard;
+use crate::state::{AttachmentState, StateStore};
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub fn check(ctx: &Context) -> Result<()> {
+    if !ctx.version().supports_check() {
+        return Err(Error::IncompatibleVersion(format!(
+            "CHECK needs cniVersion 0.4.0 or later, the config says {}",
+            ctx.version()
+        )));
+    }
+    let prev = ctx
+        .conf
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::InvalidConfig("CHECK needs \"prevResult\"".into()))?;
+    let prev = CniResult::from_value(prev)?;
+    let store = StateStore::open(&ctx.conf.state_dir)?;
+    let _lock = store.lock_attachment(&ctx.env.container_id, &ctx.env.ifname)?;
+    let state = store
+        .load(&ctx.env.container_id, &ctx.env.ifname)?
+        .ok_or_else(|| {
+            Error::UnknownContainer(format!(
+                "no attachment {}/{} is known to amd-host-device",
+                ctx.env.container_id, ctx.env.ifname
+            ))
+        })?;
+    let listed = prev
+        .interfaces
+        .iter()
+        .any(|i| i.get("name").and_then(|n| n.as_str()) == Some(state.pod_ifname.as_str()));
+    if !listed {
+        return Err(Error::CheckFailed(format!(
+            "prevResult does not list interface {}",
+            state.pod_ifname
+        )));
+    }
+    let _in_pod = NetnsGuard::enter(Path::new(&ctx.env.netns))?;
+    let nl = Netlink::connect()?;
+    let link = nl.link_by_name(&state.pod_ifname)?.ok_or_else(|| {
+        Error::CheckFailed(format!(
+            "{} is not in the pod network namespace {}",
+            state.pod_ifname, ctx.env.netns
+        ))
+    })?;
+    check_link(&link, &state)?;
+    check_addresses(&nl.addresses(link.index)?, &prev, &state)?;
+    if ctx.conf.ipam.is_none() {
+        check_routes(
+            &nl.routes(link.index)?,
+            &state.host.routes,
+            &state.pod_ifname,
+        )?;
+    }
+    Ok(())
+}
+
+fn check_link(link: &Link, state: &AttachmentState) -> Result<()> {
+    let name = &state.pod_ifname;
+    if state.host.mac.is_some() && link.mac != state.host.mac {
+        return Err(Error::CheckFailed(format!(
+            "{name} in the pod is not the device that was added (MAC differs)"
+        )));
+    }
+    if !link.up {
+        return Err(Error::CheckFailed(format!("{name} is down in the pod")));
+    }
+    if link.mtu != state.host.mtu {
+        return Err(Error::CheckFailed(format!(
+            "{name} has MTU {} in the pod, {} was captured",
+            link.mtu, state.host.mtu
+        )));
+    }
+    Ok(())
+}
+
+/// Every address of prevResult (ours, or the user's IPAM's) must be on the interface.
+fn check_addresses(present: &[Address], prev: &CniResult, state: &AttachmentState) -> Result<()> {
+    for ip in &prev.ips {
+        let wanted = parse_cidr(&ip.address).ok_or_else(|| {
+            Error::Decode(format!("prevResult address {:?} is not CIDR", ip.address))
+        })?;
+        if !present.iter().any(|a| (a.ip, a.prefix_len) == wanted) {
+            return Err(Error::CheckFailed(format!(
+                "address {} is missing from {} in the pod",
+                ip.address, state.pod_ifname
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_routes(present: &[Route], captured: &[Route], name: &str) -> Result<()> {
+    for r in captured {
+        let found = present
+            .iter()
+            .any(|p| p.dst == r.dst && p.dst_len == r.dst_len && p.gateway == r.gateway);
+        if !found {
+            return Err(Error::CheckFailed(format!(
+                "route {} is missing from {name} in the pod",
+                r.dst_cidr()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    Some((ip.parse().ok()?, len.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cidrs() {
+        assert_eq!(
+            parse_cidr("192.0.2.1/24"),
+            Some(("192.0.2.1".parse().unwrap(), 24))
+        );
+        assert_eq!(parse_cidr("2001:db8::1/64").unwrap().1, 64);
+        assert_eq!(parse_cidr("192.0.2.1"), None);
+        assert_eq!(parse_cidr("x/24"), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! STATUS (1.1.0): ready when the delegate can be found and the state dir is usable.
+
+use super::Context;
+use crate::cni::Error;
+use crate::delegate::Delegate;
+use crate::state::StateStore;
+
+pub fn status(ctx: &Context) -> Result<(), Error> {
+    super::require_1_1("STATUS", ctx)?;
+    Delegate::find(&ctx.conf.delegate, &ctx.env.path)?;
+    let unusable = |e: Error| Error::PluginNotAvailable(format!("state dir is not usable: {e}"));
+    let store = StateStore::open(&ctx.conf.state_dir).map_err(unusable)?;
+    store.probe_writable().map_err(unusable)
+}
