@@ -41,11 +41,17 @@ struct DelegateError {
 impl Delegate {
     /// Finds `name` in CNI_PATH, then in the usual plugin directories.
     pub fn find(name: &str, cni_path: &[String]) -> Result<Delegate> {
-        let search_path: Vec<PathBuf> = cni_path
+        let mut search_path: Vec<PathBuf> = Vec::new();
+        for dir in cni_path
             .iter()
-            .map(PathBuf::from)
-            .chain(DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from))
-            .collect();
+            .map(String::as_str)
+            .chain(DEFAULT_PLUGIN_DIRS)
+        {
+            let dir = PathBuf::from(dir);
+            if !search_path.contains(&dir) {
+                search_path.push(dir);
+            }
+        }
         let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
         let binary = search_path
             .iter()

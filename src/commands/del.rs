@@ -53,7 +53,8 @@ fn salvage(ctx: &Context, store: &StateStore, why: &str) -> Result<AttachmentSta
         state.netns = ctx.env.netns.clone();
     }
     if netns::exists(Path::new(&state.netns)) {
-        if let Err(e) = complete_from_pod(&mut state) {
+        let others = other_pod_ifnames(store, &state);
+        if let Err(e) = complete_from_pod(&mut state, &others) {
             log_error!("could not inspect the pod for the device: {e}");
         }
     }
@@ -64,11 +65,39 @@ fn salvage(ctx: &Context, store: &StateStore, why: &str) -> Result<AttachmentSta
     Ok(state)
 }
 
-fn complete_from_pod(state: &mut AttachmentState) -> Result<(), Error> {
+/// Pod-side names of the container's other attachments (e.g. net2 when net1 is corrupt).
+fn other_pod_ifnames(store: &StateStore, state: &AttachmentState) -> Vec<String> {
+    store
+        .attachments()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(cid, ifname)| *cid == state.container_id && *ifname != state.ifname)
+        .filter_map(|(cid, ifname)| store.load(&cid, &ifname).ok().flatten())
+        .map(|s| s.pod_ifname)
+        .collect()
+}
+
+fn complete_from_pod(state: &mut AttachmentState, others: &[String]) -> Result<(), Error> {
     let _in_pod = NetnsGuard::enter(Path::new(&state.netns))?;
     let nl = Netlink::connect()?;
-    let Some(link) = nl.link_by_name(&state.pod_ifname)? else {
-        return Ok(());
+    let link = match nl.link_by_name(&state.pod_ifname)? {
+        Some(link) => link,
+        // The pod-side name was lost too (it is the host name by default). host-device marks
+        // every device it moved with an alias; if exactly one such device in this pod is not
+        // another attachment's, it is ours.
+        None => {
+            let mut moved: Vec<_> = nl
+                .links()?
+                .into_iter()
+                .filter(|l| l.alias.is_some() && !others.contains(&l.name))
+                .collect();
+            if moved.len() != 1 {
+                return Ok(());
+            }
+            let link = moved.remove(0);
+            state.pod_ifname = link.name.clone();
+            link
+        }
     };
     if state.host.mac.is_none() {
         state.host.mac = link.mac.clone();

@@ -110,8 +110,14 @@ fn candidate_names(state: &AttachmentState) -> Vec<&str> {
     names.extend(state.staging_name.as_deref());
     names.push(state.pod_ifname.as_str());
     names.push(state.ifname.as_str());
-    names.dedup();
-    names
+    let mut unique: Vec<&str> = Vec::new();
+    for n in names {
+        // A salvaged state may not know every name.
+        if !n.is_empty() && !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
+    unique
 }
 
 /// Finds our device in the current netns. A name only counts if the MAC matches too: `net1`
