@@ -37,6 +37,19 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// ADD needs a device; DEL, CHECK, GC and STATUS work from the saved state (and the NAD a
+    /// runtime passes to GC carries no per-pod deviceID).
+    pub fn require_some(&self) -> Result<()> {
+        if *self == Selector::default() {
+            return Err(Error::InvalidConfig(
+                "no device selected: set \"deviceID\" (Multus injects it from the device plugin), \
+                 \"device\" (interface name) or \"hwaddr\" (MAC address)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(p) = &self.pci {
@@ -238,13 +251,6 @@ fn parse_selector(
         device,
         hwaddr,
     };
-    if selector == Selector::default() {
-        return Err(Error::InvalidConfig(
-            "no device selected: set \"deviceID\" (Multus injects it from the device plugin), \
-             \"device\" (interface name) or \"hwaddr\" (MAC address)"
-                .into(),
-        ));
-    }
     Ok(selector)
 }
 
@@ -327,7 +333,6 @@ mod tests {
                 json!({"cniVersion": "0.3.1", "deviceID": "0000:01:00.0"}),
                 7,
             ),
-            (json!({"cniVersion": "0.3.1", "name": "n"}), 7),
             (with("deviceID", json!("../../etc")), 7),
             (with("deviceID", json!("0000:01:00.0/../x")), 7),
             (with("deviceID", json!("eth0")), 7),
@@ -346,6 +351,19 @@ mod tests {
         for (conf, code) in cases {
             assert_eq!(code_of(conf.clone()), code, "{conf}");
         }
+    }
+
+    #[test]
+    fn only_add_needs_a_selector() {
+        let c = parse(json!({"cniVersion": "1.1.0", "name": "n"})).unwrap();
+        assert_eq!(c.selector.require_some().unwrap_err().code() as u32, 7);
+        assert!(
+            parse(json!({"cniVersion": "1.1.0", "name": "n", "hwaddr": "02:00:00:00:00:01"}))
+                .unwrap()
+                .selector
+                .require_some()
+                .is_ok()
+        );
     }
 
     #[test]

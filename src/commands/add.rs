@@ -22,6 +22,7 @@ type Result<T> = std::result::Result<T, Error>;
 pub fn add(ctx: &Context) -> Result<Value> {
     let (env, conf) = (&ctx.env, &ctx.conf);
     // Everything that can be checked without touching the device is checked first.
+    conf.selector.require_some()?;
     let delegate = Delegate::find(&conf.delegate, &env.path)?;
     let pod_ns = Path::new(&env.netns);
     if !netns::exists(pod_ns) {

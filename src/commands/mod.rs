@@ -20,6 +20,7 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     if command == Command::Version {
         return version::version(stdin).map(Some);
     }
+    log::configure(LogLevel::Error, None, command.as_str().to_owned());
     let env = Environment::from_lookup(command, |k| std::env::var(k).ok())?;
     let conf = NetConf::parse(stdin)?;
     log::configure(

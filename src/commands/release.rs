@@ -26,23 +26,31 @@ pub fn release(
     store: &StateStore,
     state: &AttachmentState,
 ) -> Result<()> {
-    let pod_ns = live_pod_netns(&ctx.env, state);
-    if let (Some(ns), Some(d)) = (&pod_ns, delegate) {
-        if let Err(e) = delegate_del(ctx, d, ns, state) {
-            // Not fatal: the device may never have reached the pod, or be elsewhere already.
-            log_info!("host-device DEL did not complete ({e}); looking for the device ourselves");
-        }
-    }
+    let pod_namespaces = live_pod_netns(&ctx.env, state);
     let host_nl = Netlink::connect()?;
-    let mut found = find_on_host(&host_nl, state)?;
-    match (&found, &pod_ns) {
-        (None, Some(ns)) if move_out_of_pod(ns, state)? => {
+    let mut found = None;
+    for ns in &pod_namespaces {
+        if let Some(d) = delegate {
+            if let Err(e) = delegate_del(ctx, d, ns, state) {
+                // Not fatal: the device may never have reached the pod, or be elsewhere already.
+                log_info!("host-device DEL in {} did not complete ({e})", ns.display());
+            }
+        }
+        found = find_on_host(&host_nl, state)?;
+        if found.is_none() && move_out_of_pod(ns, state)? {
             found = find_on_host(&host_nl, state)?;
         }
+        if found.is_some() {
+            break;
+        }
+    }
+    if found.is_none() {
+        found = find_on_host(&host_nl, state)?;
+    }
+    if found.is_none() && pod_namespaces.is_empty() {
         // The netns is gone: the kernel hands physical devices back to the host from a
         // workqueue, so the device may be a moment late.
-        (None, None) => found = wait_for_device_on_host(&host_nl, state)?,
-        _ => {}
+        found = wait_for_device_on_host(&host_nl, state)?;
     }
     let Some(link) = found else {
         // Nowhere to be found: a virtual device destroyed with its netns, or hot-unplugged.
@@ -75,13 +83,17 @@ pub fn release(
     forget(store, state)
 }
 
-/// The pod's netns if it still exists: the one DEL names, else the one ADD recorded.
-fn live_pod_netns(env: &Environment, state: &AttachmentState) -> Option<PathBuf> {
-    [env.netns.as_str(), state.netns.as_str()]
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .find(|p| netns::exists(p))
+/// The pod netns that still exist: the one DEL names, then the one ADD recorded (a runtime
+/// that passes another path, or none, must not strand the device in the real one).
+fn live_pod_netns(env: &Environment, state: &AttachmentState) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for p in [env.netns.as_str(), state.netns.as_str()] {
+        let p = PathBuf::from(p);
+        if !p.as_os_str().is_empty() && !found.contains(&p) && netns::exists(&p) {
+            found.push(p);
+        }
+    }
+    found
 }
 
 fn delegate_del(ctx: &Context, d: &Delegate, ns: &Path, state: &AttachmentState) -> Result<()> {
