@@ -14,7 +14,6 @@ use super::CniVersion;
 #[repr(u32)]
 pub enum ErrorCode {
     IncompatibleVersion = 1,
-    UnsupportedField = 2,
     UnknownContainer = 3,
     InvalidEnvironment = 4,
     Io = 5,
@@ -34,8 +33,6 @@ pub enum ErrorCode {
 pub enum Error {
     /// The runtime asked for a spec version we do not speak.
     IncompatibleVersion(String),
-    /// A config field we understand but cannot honour here.
-    UnsupportedField(String),
     /// CHECK/GC asked about an attachment we know nothing of.
     UnknownContainer(String),
     /// A `CNI_*` variable is missing or malformed.
@@ -75,7 +72,6 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::IncompatibleVersion(_) => ErrorCode::IncompatibleVersion,
-            Error::UnsupportedField(_) => ErrorCode::UnsupportedField,
             Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
             Error::InvalidEnvironment { .. } => ErrorCode::InvalidEnvironment,
             Error::Decode(_) => ErrorCode::Decode,
@@ -149,7 +145,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::IncompatibleVersion(m)
-            | Error::UnsupportedField(m)
             | Error::UnknownContainer(m)
             | Error::Decode(m)
             | Error::InvalidConfig(m)
@@ -194,7 +189,6 @@ mod tests {
     fn every_variant_maps_to_its_cni_code() {
         let cases: Vec<(Error, u32)> = vec![
             (Error::IncompatibleVersion("v".into()), 1),
-            (Error::UnsupportedField("f".into()), 2),
             (Error::UnknownContainer("c".into()), 3),
             (Error::invalid_env("CNI_IFNAME", "empty"), 4),
             (Error::io("write", std::io::Error::other("x")), 5),
