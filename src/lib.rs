@@ -5,6 +5,7 @@
 //! `netns` (kernel requests), `snapshot` (capture/restore policy), `state` (on-disk state and
 //! locks), `delegate` (exec host-device), `commands` (one module per CNI command).
 
+pub mod admin;
 pub mod cni;
 pub mod commands;
 pub mod config;

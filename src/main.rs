@@ -4,9 +4,14 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use amd_host_device::cni::{CniVersion, Command, Error};
-use amd_host_device::{commands, config};
+use amd_host_device::{admin, commands, config};
 
 fn main() -> ExitCode {
+    // A person with arguments and no CNI_COMMAND gets the admin commands.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if std::env::var_os("CNI_COMMAND").is_none() && !args.is_empty() {
+        return ExitCode::from(admin::run(&args) as u8);
+    }
     let command = match std::env::var("CNI_COMMAND") {
         Ok(c) => Command::parse(&c).ok_or_else(|| {
             Error::invalid_env("CNI_COMMAND", format!("{c:?} is not a CNI command"))

@@ -45,6 +45,19 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     }
 }
 
+pub use release::find_device as find_device_in;
+
+/// Gives one tracked device back to the host, finding host-device as DEL would (admin
+/// `restore`, for the day a runtime never calls DEL).
+pub fn release_attachment(
+    ctx: &Context,
+    store: &crate::state::StateStore,
+    state: &crate::state::AttachmentState,
+) -> Result<(), Error> {
+    let delegate = crate::delegate::Delegate::find(&ctx.conf.delegate, &ctx.env.path).ok();
+    release::release(ctx, delegate.as_ref(), store, state)
+}
+
 /// What every per-attachment command works from.
 pub struct Context {
     pub env: Environment,

@@ -1,0 +1,353 @@
+//! Commands for a person at a shell (`amd-host-device list`, `restore`, `--version`).
+//! Without arguments the binary is a pure CNI plugin; these never run under a runtime.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cni::{CniVersion, Environment, Error};
+use crate::commands::{release_attachment, Context};
+use crate::config::{NetConf, PodInterfaceName, Selector, DEFAULT_DELEGATE, DEFAULT_STATE_DIR};
+use crate::device::Sysfs;
+use crate::log::{self, LogLevel};
+use crate::netlink::Netlink;
+use crate::netns::{self, NetnsGuard};
+use crate::state::{AttachmentState, StateStore};
+
+const USAGE: &str = "usage:
+  amd-host-device --version
+  amd-host-device list [--json] [--state-dir DIR]
+  amd-host-device restore <PCI address | interface name | container id> [--force] [--state-dir DIR]
+
+Without arguments, amd-host-device is a CNI plugin driven by CNI_COMMAND and stdin.";
+
+/// Runs an admin command; returns the process exit status.
+pub fn run(args: &[String]) -> i32 {
+    match dispatch(args) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("amd-host-device: {msg}");
+            1
+        }
+    }
+}
+
+struct Options {
+    json: bool,
+    force: bool,
+    state_dir: PathBuf,
+    positional: Vec<String>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        json: false,
+        force: false,
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        positional: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--force" => o.force = true,
+            "--state-dir" => {
+                o.state_dir = it.next().ok_or("--state-dir needs a directory")?.into();
+            }
+            s if s.starts_with("--state-dir=") => o.state_dir = s["--state-dir=".len()..].into(),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
+            s => o.positional.push(s.to_owned()),
+        }
+    }
+    Ok(o)
+}
+
+fn dispatch(args: &[String]) -> Result<(), String> {
+    let (command, rest) = args.split_first().ok_or(USAGE)?;
+    match command.as_str() {
+        "--version" | "version" => {
+            let versions: Vec<&str> = CniVersion::ALL.iter().map(|v| v.as_str()).collect();
+            println!(
+                "amd-host-device {} (CNI spec versions {})",
+                env!("CARGO_PKG_VERSION"),
+                versions.join(", ")
+            );
+            Ok(())
+        }
+        "--help" | "-h" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        "list" => list(&parse_options(rest)?),
+        "restore" => restore(&parse_options(rest)?),
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}
+
+fn open_store(dir: &Path) -> Result<StateStore, String> {
+    if !dir.exists() {
+        return Err(format!(
+            "state dir {} does not exist (nothing was ever attached?)",
+            dir.display()
+        ));
+    }
+    StateStore::open(dir).map_err(|e| e.to_string())
+}
+
+fn tracked(store: &StateStore) -> Result<Vec<AttachmentState>, String> {
+    let ids = store.attachments().map_err(|e| e.to_string())?;
+    Ok(ids
+        .into_iter()
+        .filter_map(|(cid, ifname)| match store.load(&cid, &ifname) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("amd-host-device: {e}");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Where the device of an attachment is right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "where")]
+enum Location {
+    Pod { netns: String, ifname: String },
+    Host { ifname: String },
+    Unknown,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Pod { netns, ifname } => write!(f, "pod {netns} as {ifname}"),
+            Location::Host { ifname } => write!(f, "host as {ifname}"),
+            Location::Unknown => f.write_str("unknown (netns gone, not on the host)"),
+        }
+    }
+}
+
+fn locate(state: &AttachmentState) -> Location {
+    let on_host = Netlink::connect()
+        .and_then(|nl| crate::commands::find_device_in(&nl, state, Some(&Sysfs::default())))
+        .ok()
+        .flatten();
+    if let Some(link) = on_host {
+        return Location::Host { ifname: link.name };
+    }
+    if netns::exists(Path::new(&state.netns)) {
+        let in_pod = NetnsGuard::enter(Path::new(&state.netns)).and_then(|_guard| {
+            let nl = Netlink::connect()?;
+            crate::commands::find_device_in(&nl, state, None)
+        });
+        if let Ok(Some(link)) = in_pod {
+            return Location::Pod {
+                netns: state.netns.clone(),
+                ifname: link.name,
+            };
+        }
+    }
+    Location::Unknown
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    container_id: &'a str,
+    ifname: &'a str,
+    pod: String,
+    network: &'a str,
+    pci_address: Option<String>,
+    host_name: &'a str,
+    addresses: Vec<String>,
+    location: Location,
+}
+
+fn list(o: &Options) -> Result<(), String> {
+    let store = open_store(&o.state_dir)?;
+    let states = tracked(&store)?;
+    let rows: Vec<Row> = states
+        .iter()
+        .map(|s| Row {
+            container_id: &s.container_id,
+            ifname: &s.ifname,
+            pod: match (&s.pod.namespace, &s.pod.name) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                (None, Some(n)) => n.clone(),
+                _ => "-".into(),
+            },
+            network: &s.network,
+            pci_address: s.pci_address.as_ref().map(ToString::to_string),
+            host_name: &s.host.name,
+            addresses: s.host.addresses.iter().map(|a| a.cidr()).collect(),
+            location: locate(s),
+        })
+        .collect();
+    if o.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+        return Ok(());
+    }
+    let table: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.container_id.chars().take(12).collect(),
+                r.ifname.to_owned(),
+                r.pod.clone(),
+                r.network.to_owned(),
+                r.pci_address.clone().unwrap_or_else(|| "-".into()),
+                r.host_name.to_owned(),
+                if r.addresses.is_empty() {
+                    "-".into()
+                } else {
+                    r.addresses.join(",")
+                },
+                r.location.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "CONTAINER",
+        "IFNAME",
+        "POD",
+        "NETWORK",
+        "PCI",
+        "HOST NAME",
+        "ADDRESSES",
+        "NOW",
+    ];
+    print_table(&header, &table);
+    Ok(())
+}
+
+fn print_table(header: &[&str; 8], rows: &[[String; 8]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn matches(state: &AttachmentState, target: &str) -> bool {
+    state
+        .pci_address
+        .as_ref()
+        .is_some_and(|p| p.as_str() == target.to_ascii_lowercase())
+        || state.host.name == target
+        || state.container_id == target
+        || (target.len() >= 12 && state.container_id.starts_with(target))
+}
+
+fn restore(o: &Options) -> Result<(), String> {
+    let [target] = o.positional.as_slice() else {
+        return Err(format!(
+            "restore needs exactly one PCI address, interface name or container id\n{USAGE}"
+        ));
+    };
+    let store = open_store(&o.state_dir)?;
+    let chosen: Vec<AttachmentState> = tracked(&store)?
+        .into_iter()
+        .filter(|s| matches(s, target))
+        .collect();
+    if chosen.is_empty() {
+        println!("nothing to restore: no tracked attachment matches {target}");
+        return Ok(());
+    }
+    log::configure(LogLevel::Info, None, "restore".into());
+    let mut failures = Vec::new();
+    for state in chosen {
+        let what = format!(
+            "{} ({}/{})",
+            state.host.name, state.container_id, state.ifname
+        );
+        if let Location::Pod { netns, .. } = locate(&state) {
+            if !o.force {
+                failures.push(format!(
+                    "{what} is still in the live pod netns {netns}; its runtime should DEL it \
+                     (use --force to take it out anyway)"
+                ));
+                continue;
+            }
+        }
+        match restore_one(&store, &state, &o.state_dir) {
+            Ok(()) => println!("restored {what}"),
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn restore_one(store: &StateStore, state: &AttachmentState, state_dir: &Path) -> Result<(), Error> {
+    let _lock = store.lock_attachment(&state.container_id, &state.ifname)?;
+    let _device_lock = store.lock_device(&state.device_key())?;
+    let ctx = Context {
+        env: Environment {
+            container_id: state.container_id.clone(),
+            netns: String::new(),
+            ifname: state.ifname.clone(),
+            args: String::new(),
+            path: Vec::new(),
+        },
+        conf: NetConf {
+            cni_version: CniVersion::parse(&state.cni_version).unwrap_or(CniVersion::LATEST),
+            name: state.network.clone(),
+            selector: Selector::default(),
+            ipam: None,
+            pod_interface_name: PodInterfaceName::default(),
+            state_dir: state_dir.to_path_buf(),
+            delegate: DEFAULT_DELEGATE.into(),
+            log_file: None,
+            log_level: LogLevel::Info,
+            allow_default_route_device: false,
+            prev_result: None,
+            valid_attachments: None,
+        },
+    };
+    release_attachment(&ctx, store, state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = parse_options(&args(&["x", "--json", "--state-dir", "/s", "--force"])).unwrap();
+        assert!(o.json && o.force);
+        assert_eq!(o.state_dir, PathBuf::from("/s"));
+        assert_eq!(o.positional, vec!["x"]);
+        assert!(parse_options(&args(&["--bogus"])).is_err());
+        assert!(parse_options(&args(&["--state-dir"])).is_err());
+    }
+
+    #[test]
+    fn unknown_commands_and_missing_targets_are_errors() {
+        assert!(dispatch(&args(&["frobnicate"])).is_err());
+        assert!(dispatch(&[]).is_err());
+        assert!(dispatch(&args(&["restore", "--state-dir", "/nonexistent-amd"])).is_err());
+    }
+}
