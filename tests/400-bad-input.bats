@@ -1,0 +1,175 @@
+#!/usr/bin/env bats
+#
+# Bad input: each case must exit non-zero, print a CNI error JSON with the
+# contract's code on stdout, and leave the NIC on the host untouched.
+# One @test per table row; every row is a single call to expect_rejected.
+
+load helpers
+
+setup() {
+    basic_setup
+    NIC_MTU=1400 standard_nic
+    add_route 10.99.0.0/16 10.77.0.1 "$NIC"
+}
+
+# The NIC and the pod are exactly as setup() left them.
+assert_nic_untouched() {
+    assert_link_up host "$NIC"
+    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+    assert_mtu host "$NIC" 1400
+    assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
+    assert_no_link pod "$NIC"
+    local links
+    links=$(run_in_pod_ns ip -j link show | jq -r '[.[].ifname] | join(",")')
+    [[ $links == lo ]] || die "pod ns has links besides lo: $links"
+    # nothing left behind in the state dir
+    if compgen -G "$STATE_DIR/*.json" >/dev/null; then
+        die "state left behind after a rejected ADD: $(ls -la "$STATE_DIR")"
+    fi
+}
+
+# expect_rejected <code> <CNI_COMMAND> <CNI_CONTAINERID> <CNI_IFNAME> <config>
+#   (<unset> leaves an env variable out; CNI_NETNS is the pod)
+expect_rejected() {
+    local code=$1 cmd=$2 cid=$3 ifname=$4 config=$5
+    run_plugin "$cmd" "$cid" "$POD_NETNS" "$ifname" "$config"
+    assert_cni_error "$code"
+    assert_nic_untouched
+}
+
+# A valid Multus-style config.
+good() {
+    config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"pciBusID\":\"$PCI\"}"
+}
+
+# with <jq-expression>: the valid config transformed by jq
+with() {
+    good | jq -c "$1"
+}
+
+@test "malformed JSON → 6" {
+    expect_rejected 6 ADD "$CID" net1 '{"cniVersion":"0.3.1","name":"x","type":"amd-host-device","deviceID":'
+}
+
+@test "empty stdin → 6" {
+    expect_rejected 6 ADD "$CID" net1 ''
+}
+
+@test "JSON that is not an object → 6" {
+    expect_rejected 6 ADD "$CID" net1 '[1,2,3]'
+}
+
+@test "missing selector (no deviceID/pciBusID/device/hwaddr) → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID)')"
+}
+
+@test "PCI address with a path (../../x) → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "../../x" | del(.pciBusID)')"
+}
+
+@test "PCI address with a path in pciBusID (../0000:5e:00.1) → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with '.pciBusID = "../0000:5e:00.1" | del(.deviceID)')"
+}
+
+@test "PCI address that is not a PCI address → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "not-a-pci-address" | del(.pciBusID)')"
+}
+
+@test "PCI address with function 8 (out of range) → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.8" | del(.pciBusID)')"
+}
+
+@test "deviceID and pciBusID disagree → 7" {
+    make_nic "o${TID}" 0000:5e:00.3 10.70.0.2/24
+    expect_rejected 7 ADD "$CID" net1 "$(with '.pciBusID = "0000:5e:00.3"')"
+    assert_addrs host "o${TID}" 10.70.0.2/24
+}
+
+@test "conflicting selectors (deviceID of one NIC, device of another) → 7" {
+    make_nic "o${TID}" 0000:5e:00.2 10.70.0.2/24
+    expect_rejected 7 ADD "$CID" net1 "$(with ".device = \"o${TID}\"")"
+    assert_addrs host "o${TID}" 10.70.0.2/24
+}
+
+@test "unknown cniVersion 9.9.9 → 1" {
+    expect_rejected 1 ADD "$CID" net1 "$(with '.cniVersion = "9.9.9"')"
+}
+
+@test "missing cniVersion → 7 (invalid network config)" {
+    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.cniVersion)')"
+}
+
+@test "missing name → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.name)')"
+}
+
+@test "missing CNI_COMMAND → 4" {
+    expect_rejected 4 "<unset>" "$CID" net1 "$(good)"
+}
+
+@test "unknown CNI_COMMAND → 4" {
+    expect_rejected 4 FROB "$CID" net1 "$(good)"
+}
+
+@test "bad CNI_IFNAME a/b → 4" {
+    expect_rejected 4 ADD "$CID" a/b "$(good)"
+}
+
+@test "CNI_IFNAME longer than 15 bytes → 4" {
+    expect_rejected 4 ADD "$CID" net1234567890abc "$(good)"
+}
+
+@test "missing CNI_IFNAME → 4" {
+    expect_rejected 4 ADD "$CID" "<unset>" "$(good)"
+}
+
+@test "CNI_CONTAINERID with a space → 4" {
+    expect_rejected 4 ADD "ctr $TID" net1 "$(good)"
+}
+
+@test "CNI_CONTAINERID with a path (../x) → 4" {
+    expect_rejected 4 ADD "../x$TID" net1 "$(good)"
+}
+
+@test "missing CNI_NETNS on ADD → 4" {
+    run_plugin ADD "$CID" "<unset>" net1 "$(good)"
+    assert_cni_error 4
+    assert_nic_untouched
+}
+
+@test "non-existent deviceID 0000:99:00.0 → 100" {
+    expect_rejected 100 ADD "$CID" net1 "$(with '.deviceID = "0000:99:00.0" | .pciBusID = "0000:99:00.0"')"
+}
+
+@test "non-existent device name → 100" {
+    expect_rejected 100 ADD "$CID" net1 "$(with "del(.deviceID, .pciBusID) | .device = \"nx${TID}\"")"
+}
+
+@test "non-existent hwaddr → 100" {
+    expect_rejected 100 ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID) | .hwaddr = "02:00:de:ad:be:ef"')"
+}
+
+@test "PCI function bound to a userspace driver (no net/ entry) → 100 naming the driver" {
+    mkdir -p "$WORKDIR/pci/0000:5e:00.4" "$WORKDIR/drivers/vfio-pci"
+    ln -s "$WORKDIR/drivers/vfio-pci" "$WORKDIR/pci/0000:5e:00.4/driver"
+    expect_rejected 100 ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.4" | .pciBusID = "0000:5e:00.4"')"
+    jq -e '(.msg + " " + (.details // "")) | contains("vfio-pci")' <<<"$output" >/dev/null ||
+        die "error does not name the driver vfio-pci: $output"
+}
+
+@test "delegate plugin not found → 50" {
+    expect_rejected 50 ADD "$CID" net1 "$(with ".delegate = \"no-such-plugin-$TID\"")"
+}
+
+@test "bad podInterfaceName → 7" {
+    expect_rejected 7 ADD "$CID" net1 "$(with '.podInterfaceName = "sideways"')"
+}
+
+@test "user ipam that fails → 103, the NIC is rolled back to the host intact" {
+    # static IPAM with an invalid address: host-device has already moved the
+    # NIC when IPAM fails, so this exercises the rollback.
+    run_plugin ADD "$CID" "$POD_NETNS" net1 \
+        "$(with '.ipam = {"type": "static", "addresses": [{"address": "not-an-ip"}]}')"
+    assert_cni_error 103
+    assert_nic_untouched
+}

@@ -1,0 +1,499 @@
+# -*- bash -*-
+#
+# End-to-end test helpers for amd-host-device.
+#
+# Every test builds its own world (the pattern of containers/netavark's
+# test/helpers.bash):
+#
+#   * a throwaway "host" namespace (network + private mount namespace) kept
+#     alive by a `sleep infinity`, with its own sysfs and a fake PCI tree
+#     bind-mounted over /sys/bus/pci/devices;
+#   * a "pod" network namespace, also kept alive by a `sleep infinity`;
+#   * veth "NICs" created inside the host namespace;
+#   * its own state directory and log file under $WORKDIR.
+#
+# The plugin runs inside the host namespace exactly as a runtime runs it
+# (CNI_* environment + config on stdin). Nothing here touches the machine's
+# real interfaces, so tests can run in parallel and a failure never leaks
+# into the next test.
+
+bats_require_minimum_version 1.5.0
+
+# A hung test fails (and is torn down) instead of hanging the suite (bats >= 1.7).
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-240}
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PLUGIN=${AMD_HOST_DEVICE_BIN:-$REPO/target/debug/amd-host-device}
+CNI_PLUGIN_DIR=${CNI_PLUGIN_DIR:-/usr/lib/cni}
+PLUGIN_TIMEOUT=${PLUGIN_TIMEOUT:-60}
+
+# Multus-style CNI_ARGS (static IPAM rejects unknown keys without IgnoreUnknown).
+multus_cni_args() {
+    local cid=$1
+    printf 'IgnoreUnknown=true;K8S_POD_NAMESPACE=testns;K8S_POD_NAME=pod-%s;K8S_POD_INFRA_CONTAINER_ID=%s;K8S_POD_UID=uid-%s' \
+        "$cid" "$cid" "$cid"
+}
+
+HOST_NS_PID=
+POD_NS_PID=
+EXTRA_NS_PIDS=()
+WORKDIR=
+
+###########################################################################
+# setup / teardown
+###########################################################################
+
+# Skips (with the reason) when the world cannot be built on this machine.
+require_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        skip "needs root: the tests create network and mount namespaces, veth pairs and mount sysfs"
+    fi
+    if ! unshare -n -m --propagation private true 2>/dev/null; then
+        skip "needs CAP_SYS_ADMIN: 'unshare -n -m' failed (running in a restricted container?)"
+    fi
+    local tool
+    for tool in ip jq nsenter unshare timeout; do
+        command -v "$tool" >/dev/null || skip "needs $tool (apt-get install iproute2 jq util-linux coreutils)"
+    done
+    if [[ ! -x $CNI_PLUGIN_DIR/host-device || ! -x $CNI_PLUGIN_DIR/static ]]; then
+        skip "needs the reference plugins in $CNI_PLUGIN_DIR (apt-get install containernetworking-plugins)"
+    fi
+}
+
+# Keeps a namespace alive: stdio must not be inherited or bats hangs.
+# Usage: spawn_ns_holder VAR UNSHARE-FLAGS... ; sets VAR to the pid.
+# Not run in $(...): the holder must be our child so teardown can reap it.
+# Consequence: never use a bare `wait` in a test (it would wait for the
+# holders forever); wait for the specific pids you started.
+spawn_ns_holder() {
+    local -n _pidvar=$1
+    shift
+    unshare "$@" sleep infinity </dev/null &>/dev/null 3>&- &
+    _pidvar=$!
+}
+
+# Waits until the holder process has actually entered its new namespace.
+wait_ns_ready() {
+    local pid=$1 i
+    for i in $(seq 1 100); do
+        if [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) != "$(readlink /proc/self/ns/net)" &&
+            -n $(readlink "/proc/$pid/ns/net" 2>/dev/null) ]]; then
+            # unshare execs sleep after creating the namespaces
+            [[ $(cat "/proc/$pid/comm" 2>/dev/null) == sleep ]] && return 0
+        fi
+        sleep 0.02
+    done
+    die "namespace holder $pid never became ready"
+}
+
+basic_setup() {
+    require_root
+
+    TID=$(printf '%x%x' "$$" "${BATS_TEST_NUMBER:-0}" | tail -c 6)
+    CID="ctr${TID}"
+    WORKDIR=$(mktemp -d "${BATS_TMPDIR:-/tmp}/amdhd-${TID}.XXXXXX")
+    STATE_DIR=$WORKDIR/state
+    LOG_FILE=$WORKDIR/plugin.log
+    mkdir -p "$WORKDIR/pci" "$WORKDIR/drivers/fakenic"
+
+    [[ -x $PLUGIN ]] || die "plugin binary not found or not executable: $PLUGIN (run 'cargo build' or set AMD_HOST_DEVICE_BIN)"
+
+    # The throwaway host: own netns + private mount namespace.
+    spawn_ns_holder HOST_NS_PID -n -m --propagation private
+    wait_ns_ready "$HOST_NS_PID"
+    run_in_host_ns ip link set lo up
+    # sysfs shows the netns it was mounted in: remount so /sys/class/net is ours,
+    # then hide the real PCI devices behind our fake tree.
+    run_in_host_ns mount -t sysfs sysfs /sys
+    run_in_host_ns mount --bind "$WORKDIR/pci" /sys/bus/pci/devices
+
+    # The pod.
+    spawn_ns_holder POD_NS_PID -n
+    wait_ns_ready "$POD_NS_PID"
+    POD_NETNS=/proc/$POD_NS_PID/ns/net
+    run_in_pod_ns ip link set lo up
+    # static IPAM must not wait for (or fail) IPv6 DAD.
+    run_in_pod_ns sysctl -q -w net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
+}
+
+basic_teardown() {
+    if [[ -z ${BATS_TEST_COMPLETED:-} && -n $HOST_NS_PID ]]; then
+        dump_world "test failed"
+    fi
+    local pid
+    for pid in "$POD_NS_PID" "${EXTRA_NS_PIDS[@]}" "$HOST_NS_PID"; do
+        [[ -n $pid ]] || continue
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    # The holders are our children: reap them (their namespaces go with them).
+    for pid in "$POD_NS_PID" "${EXTRA_NS_PIDS[@]}" "$HOST_NS_PID"; do
+        [[ -n $pid ]] || continue
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $WORKDIR && -d $WORKDIR ]]; then
+        rm -rf "$WORKDIR"
+    fi
+}
+
+setup() {
+    basic_setup
+}
+
+teardown() {
+    basic_teardown
+}
+
+###########################################################################
+# running things in the namespaces
+###########################################################################
+
+run_in_host_ns() {
+    nsenter -n -m -t "$HOST_NS_PID" "$@"
+}
+
+run_in_pod_ns() {
+    nsenter -n -t "$POD_NS_PID" "$@"
+}
+
+# A second pod, killed in teardown; its netns path is left in NEW_POD_NETNS.
+# (Call it directly, not in $(...), so the holder stays our child.)
+new_pod_ns() {
+    local pid
+    spawn_ns_holder pid -n
+    wait_ns_ready "$pid"
+    EXTRA_NS_PIDS+=("$pid")
+    nsenter -n -t "$pid" ip link set lo up
+    nsenter -n -t "$pid" sysctl -q -w net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
+    NEW_POD_NETNS=/proc/$pid/ns/net
+}
+
+# ns_exec <host|pod|/proc/PID/ns/net> CMD...
+ns_exec() {
+    local ns=$1
+    shift
+    case $ns in
+    host) run_in_host_ns "$@" ;;
+    pod) run_in_pod_ns "$@" ;;
+    /proc/*/ns/net) nsenter --net="$ns" "$@" ;;
+    *) die "ns_exec: unknown namespace '$ns'" ;;
+    esac
+}
+
+###########################################################################
+# building the world
+###########################################################################
+
+# make_nic <name> <pci-addr> [addr...]
+#   A veth pair in the host ns: <name> is the "NIC", its peer <name>p stays in
+#   the host ns, UP. Addresses get added (IPv6 with nodad), the NIC is brought
+#   UP and a fake PCI entry <pci-addr>/net/<name> is created.
+#   Env knobs: NIC_MTU=1400 sets the MTU before UP; NIC_DOWN=1 leaves it DOWN.
+make_nic() {
+    local name=$1 pci=$2
+    shift 2
+    (( ${#name} <= 13 )) || die "make_nic: name '$name' too long (peer name must fit 15 bytes)"
+    run_in_host_ns ip link add "$name" type veth peer name "${name}p" ||
+        die "make_nic: cannot create veth $name"
+    run_in_host_ns ip link set "${name}p" up
+    if [[ -n ${NIC_MTU:-} ]]; then
+        run_in_host_ns ip link set "$name" mtu "$NIC_MTU"
+        run_in_host_ns ip link set "${name}p" mtu "$NIC_MTU"
+    fi
+    if [[ -z ${NIC_DOWN:-} ]]; then
+        run_in_host_ns ip link set "$name" up
+    fi
+    local a
+    for a in "$@"; do
+        if [[ $a == *:* ]]; then
+            run_in_host_ns ip -6 addr add "$a" dev "$name" nodad || die "make_nic: cannot add $a"
+        else
+            run_in_host_ns ip addr add "$a" dev "$name" || die "make_nic: cannot add $a"
+        fi
+    done
+    if [[ -n $pci ]]; then
+        add_fake_pci "$pci" "$name"
+    fi
+}
+
+# add_fake_pci <pci-addr> <ifname>: <pci>/net/<ifname>/ plus a driver symlink.
+add_fake_pci() {
+    local pci=$1 ifname=$2
+    mkdir -p "$WORKDIR/pci/$pci/net/$ifname"
+    [[ -e $WORKDIR/pci/$pci/driver ]] || ln -s "$WORKDIR/drivers/fakenic" "$WORKDIR/pci/$pci/driver"
+}
+
+# add_route <dst> <gw> <dev> (in the host ns)
+add_route() {
+    run_in_host_ns ip route add "$1" via "$2" dev "$3" || die "add_route: cannot add $1 via $2 dev $3"
+}
+
+# The standard NIC most tests use: $NIC at $PCI with $NIC_V4 + $NIC_V6.
+standard_nic() {
+    NIC=n${TID}
+    PCI=0000:5e:00.1
+    NIC_V4=10.77.0.2/24
+    NIC_V6=2001:db8:77::2/64
+    make_nic "$NIC" "$PCI" "$NIC_V4" "$NIC_V6"
+    NIC_MAC_ADDR=$(nic_mac "$NIC")
+}
+
+nic_mac() {
+    run_in_host_ns ip -j link show dev "$1" | jq -r '.[0].address'
+}
+
+###########################################################################
+# configs
+###########################################################################
+
+# config_for <name> [extra-json]
+#   {"cniVersion":"0.3.1","name":<name>,"type":"amd-host-device",
+#    "stateDir":$STATE_DIR,"logFile":$LOG_FILE,"logLevel":"debug"} + extra
+#   (extra may override cniVersion or drop keys by setting them to null
+#   and then using config_without).
+config_for() {
+    local name=$1 extra=${2:-"{}"}
+    jq -cn --arg name "$name" --arg state "$STATE_DIR" --arg log "$LOG_FILE" --argjson extra "$extra" \
+        '{cniVersion: "0.3.1", name: $name, type: "amd-host-device",
+          stateDir: $state, logFile: $log, logLevel: "debug"} + $extra' ||
+        die "config_for: bad extra json: $extra"
+}
+
+# The state file of an attachment.
+state_file() {
+    echo "$STATE_DIR/$1-$2.json"
+}
+
+###########################################################################
+# running the plugin
+###########################################################################
+
+# run_plugin <CMD> <containerid> <netns> <ifname> <config-json>
+#   Runs the plugin in the host ns with a runtime's environment, bats `run`
+#   style with stdout and stderr separate: sets $status, $output (stdout),
+#   $stderr. The literal value <unset> leaves that variable out of the
+#   environment. CNI_ARGS may be overridden by setting PLUGIN_CNI_ARGS.
+#   Does not check the exit status: use assert_plugin_ok / assert_cni_error.
+run_plugin() {
+    local cmd=$1 cid=$2 netns=$3 ifname=$4 config=$5
+    # A runtime's PATH, not the test runner's.
+    local -a envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CNI_PATH="$CNI_PLUGIN_DIR")
+    [[ $cmd == "<unset>" ]] || envs+=(CNI_COMMAND="$cmd")
+    [[ $cid == "<unset>" ]] || envs+=(CNI_CONTAINERID="$cid")
+    [[ $netns == "<unset>" ]] || envs+=(CNI_NETNS="$netns")
+    [[ $ifname == "<unset>" ]] || envs+=(CNI_IFNAME="$ifname")
+    envs+=(CNI_ARGS="${PLUGIN_CNI_ARGS-$(multus_cni_args "$cid")}")
+    _run_plugin_env "$config" "${envs[@]}"
+}
+
+# run_bare_plugin <binary> <CMD> <cid> <netns> <ifname> <config-json>: same
+# environment, for the reference plugins (comparison tests).
+run_bare_plugin() {
+    local bin=$1
+    shift
+    PLUGIN="$bin" run_plugin "$@"
+}
+
+# The plumbing: stdin from a file (printf, so empty means empty), env -i so
+# nothing leaks from the caller, a timeout so a hang is a failure, fd 3
+# closed so a stray child cannot hang bats.
+_run_plugin_env() {
+    local config=$1
+    shift
+    local n=$((${PLUGIN_RUNS:-0} + 1))
+    PLUGIN_RUNS=$n
+    LAST_CONFIG_FILE=$WORKDIR/config-$n.json
+    printf '%s' "$config" >"$LAST_CONFIG_FILE"
+    LAST_PLUGIN_CMD="$(printf '%q ' env -i "$@" "$PLUGIN") < $LAST_CONFIG_FILE"
+    run --separate-stderr timeout --kill-after=5 "$PLUGIN_TIMEOUT" \
+        nsenter -n -m -t "$HOST_NS_PID" env -i "$@" "$PLUGIN" <"$LAST_CONFIG_FILE" 3>&-
+    # Shown by bats only when the test fails.
+    echo "# run #$n: $LAST_PLUGIN_CMD"
+    echo "#   config: $config"
+    echo "#   exit status: $status"
+    echo "#   stdout: $output"
+    echo "#   stderr: $stderr"
+    if [[ $status -eq 124 || $status -eq 137 ]]; then
+        die "plugin timed out after ${PLUGIN_TIMEOUT}s"
+    fi
+}
+
+# Dumps everything useful for a post-mortem.
+dump_world() {
+    echo "#################### $* ####################"
+    if [[ -n ${LAST_PLUGIN_CMD:-} ]]; then
+        echo "# last plugin command: $LAST_PLUGIN_CMD"
+        echo "# last config: $(cat "$LAST_CONFIG_FILE" 2>/dev/null)"
+        echo "# last exit status: ${status:-}"
+        echo "# last stdout: ${output:-}"
+        echo "# last stderr: ${stderr:-}"
+    fi
+    echo "# ---- host ns: ip addr"
+    run_in_host_ns ip addr 2>&1 | sed 's/^/#   /'
+    echo "# ---- host ns: ip route / ip -6 route"
+    run_in_host_ns ip route 2>&1 | sed 's/^/#   /'
+    run_in_host_ns ip -6 route 2>&1 | sed 's/^/#   /'
+    if [[ -n ${POD_NS_PID:-} ]] && kill -0 "$POD_NS_PID" 2>/dev/null; then
+        echo "# ---- pod ns: ip addr"
+        run_in_pod_ns ip addr 2>&1 | sed 's/^/#   /'
+        echo "# ---- pod ns: ip route / ip -6 route"
+        run_in_pod_ns ip route 2>&1 | sed 's/^/#   /'
+        run_in_pod_ns ip -6 route 2>&1 | sed 's/^/#   /'
+    fi
+    echo "# ---- state dir $STATE_DIR"
+    local f
+    while IFS= read -r f; do
+        echo "#   $f: $(cat "$f")"
+    done < <(find "$STATE_DIR" -type f 2>/dev/null | sort)
+    if [[ -s $LOG_FILE ]]; then
+        echo "# ---- plugin log $LOG_FILE"
+        sed 's/^/#   /' "$LOG_FILE"
+    fi
+}
+
+###########################################################################
+# assertions
+###########################################################################
+
+die() {
+    echo "#/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv" >&2
+    echo "#| FAIL: $*" >&2
+    echo "#\\^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^" >&2
+    false
+}
+
+# stdout of the last run_plugin is exactly one JSON object.
+assert_stdout_is_json() {
+    [[ -n $output ]] || die "stdout is empty; expected a JSON object"
+    local count
+    count=$(jq -s 'length' <<<"$output" 2>/dev/null) || die "stdout is not JSON: $output"
+    [[ $count == 1 ]] || die "stdout holds $count JSON values, expected exactly one: $output"
+    jq -e 'type == "object"' <<<"$output" >/dev/null || die "stdout is not a JSON object: $output"
+}
+
+# Success with a JSON result (ADD) on stdout.
+assert_plugin_ok() {
+    [[ $status -eq 0 ]] || die "plugin exited $status, expected 0 (stdout: $output; stderr: $stderr)"
+    assert_stdout_is_json
+    jq -e 'has("code") | not' <<<"$output" >/dev/null || die "exit 0 but stdout is a CNI error: $output"
+}
+
+# Success with nothing on stdout (DEL).
+assert_plugin_ok_silent() {
+    [[ $status -eq 0 ]] || die "plugin exited $status, expected 0 (stdout: $output; stderr: $stderr)"
+    [[ -z $output ]] || die "expected no stdout, got: $output"
+}
+
+# assert_cni_error <code>: non-zero exit, stdout is a CNI error with that code.
+assert_cni_error() {
+    local code=$1
+    [[ $status -ne 0 ]] || die "plugin exited 0, expected a failure with CNI error code $code (stdout: $output)"
+    assert_stdout_is_json
+    jq -e '(.code | type) == "number" and (.msg | type) == "string" and (.msg | length) > 0
+           and (.cniVersion | type) == "string"' <<<"$output" >/dev/null ||
+        die "stdout is not a CNI error {cniVersion, code, msg}: $output"
+    local got
+    got=$(jq -r '.code' <<<"$output")
+    [[ $got == "$code" ]] || die "CNI error code is $got, expected $code: $output"
+}
+
+# Global-scope addresses of <ifname> in <ns> as sorted "addr/prefix" lines.
+link_addrs() {
+    ns_exec "$1" ip -j addr show dev "$2" |
+        jq -r '.[0].addr_info[] | select(.scope == "global") | "\(.local)/\(.prefixlen)"' | sort
+}
+
+# assert_addrs <ns> <ifname> <addr/prefix>...: exactly these global addresses.
+assert_addrs() {
+    local ns=$1 ifname=$2
+    shift 2
+    local json want got
+    json=$(ns_exec "$ns" ip -j addr show dev "$ifname" 2>&1) ||
+        die "assert_addrs: no link '$ifname' in $ns ns: $json"
+    got=$(jq -r '.[0].addr_info[] | select(.scope == "global") | "\(.local)/\(.prefixlen)"' <<<"$json" | sort)
+    want=$(printf '%s\n' "$@" | sed '/^$/d' | sort)
+    [[ $got == "$want" ]] ||
+        die "addresses of $ifname in $ns ns: expected [$(echo $want)], got [$(echo $got)]"
+}
+
+# assert_addr_flag <ns> <ifname> <addr> <flag>: e.g. nodad
+assert_addr_flag() {
+    local ns=$1 ifname=$2 addr=${3%/*} flag=$4
+    ns_exec "$ns" ip -j addr show dev "$ifname" |
+        jq -e --arg a "$addr" --arg f "$flag" '.[0].addr_info[] | select(.local == $a) | .[$f] == true' >/dev/null ||
+        die "address $addr on $ifname in $ns ns lacks flag '$flag': $(ns_exec "$ns" ip addr show dev "$ifname")"
+}
+
+# assert_link_up <ns> <ifname>: administratively UP
+assert_link_up() {
+    local json
+    json=$(ns_exec "$1" ip -j link show dev "$2" 2>&1) || die "no link '$2' in $1 ns: $json"
+    jq -e '.[0].flags | index("UP")' <<<"$json" >/dev/null || die "link $2 in $1 ns is not UP: $json"
+}
+
+assert_link_down() {
+    local json
+    json=$(ns_exec "$1" ip -j link show dev "$2" 2>&1) || die "no link '$2' in $1 ns: $json"
+    jq -e '.[0].flags | index("UP") | not' <<<"$json" >/dev/null || die "link $2 in $1 ns is UP, expected DOWN: $json"
+}
+
+assert_link_exists() {
+    ns_exec "$1" ip link show dev "$2" &>/dev/null ||
+        die "no link '$2' in $1 ns: $(ns_exec "$1" ip -br link 2>&1)"
+}
+
+assert_no_link() {
+    if ns_exec "$1" ip link show dev "$2" &>/dev/null; then
+        die "link '$2' unexpectedly present in $1 ns: $(ns_exec "$1" ip -br link 2>&1)"
+    fi
+}
+
+# assert_mtu <ns> <ifname> <mtu>
+assert_mtu() {
+    local got
+    got=$(ns_exec "$1" ip -j link show dev "$2" | jq -r '.[0].mtu')
+    [[ $got == "$3" ]] || die "MTU of $2 in $1 ns is $got, expected $3"
+}
+
+# assert_mac <ns> <ifname> <mac>
+assert_mac() {
+    local got
+    got=$(ns_exec "$1" ip -j link show dev "$2" | jq -r '.[0].address')
+    [[ $got == "$3" ]] || die "MAC of $2 in $1 ns is $got, expected $3"
+}
+
+# assert_route <ns> <dst> <gw> <dev>
+assert_route() {
+    local ns=$1 dst=$2 gw=$3 dev=$4 fam=-4 json
+    [[ $dst == *:* ]] && fam=-6
+    json=$(ns_exec "$ns" ip -j "$fam" route show "$dst" 2>&1)
+    jq -e --arg dst "$dst" --arg gw "$gw" --arg dev "$dev" \
+        'any(.[]; .dst == $dst and .gateway == $gw and .dev == $dev)' <<<"$json" >/dev/null ||
+        die "no route $dst via $gw dev $dev in $ns ns; routes: $(ns_exec "$ns" ip "$fam" route 2>&1 | tr '\n' ';')"
+}
+
+assert_no_route() {
+    local ns=$1 dst=$2 fam=-4 json
+    [[ $dst == *:* ]] && fam=-6
+    json=$(ns_exec "$ns" ip -j "$fam" route show "$dst" 2>&1)
+    jq -e 'length == 0' <<<"$json" >/dev/null || die "unexpected route to $dst in $ns ns: $json"
+}
+
+# assert_json <jq-filter> <expected> [json]: jq -r of $output (or given json)
+assert_json() {
+    local filter=$1 want=$2 json=${3-$output} got
+    got=$(jq -r "$filter" <<<"$json" 2>&1) || die "jq '$filter' failed on: $json"
+    [[ $got == "$want" ]] || die "jq '$filter': expected '$want', got '$got' in: $json"
+}
+
+# Sorted "addr/prefix" list of a result's ips.
+result_addrs() {
+    jq -r '.ips[].address' <<<"${1-$output}" | sort
+}
+
+# assert_result_addrs <addr>...: the result's ips are exactly these.
+assert_result_addrs() {
+    local want got
+    want=$(printf '%s\n' "$@" | sort)
+    got=$(result_addrs)
+    [[ $got == "$want" ]] || die "result ips: expected [$(echo $want)], got [$(echo $got)]: $output"
+}
