@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::cni::{CniVersion, Error};
 use crate::device::{MacAddress, PciAddress};
@@ -15,8 +15,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/amd-host-device";
 pub const DEFAULT_DELEGATE: &str = "host-device";
 
 /// Which name the device carries inside the pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PodInterfaceName {
     /// Keep the host name (`enp94s0f1`), as the product documentation shows.
     #[default]
@@ -90,37 +89,100 @@ pub struct ValidAttachment {
     pub ifname: String,
 }
 
-/// The wire shape; only types are checked here, meaning is checked in [`NetConf::parse`].
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The wire shape with every field type-checked; meaning is checked in [`NetConf::parse`].
+/// Read by hand rather than derived so each error names its field.
 struct RawConf {
     cni_version: Option<String>,
     name: Option<String>,
-    #[serde(rename = "deviceID")]
     device_id: Option<String>,
-    #[serde(rename = "pciBusID")]
     pci_bus_id: Option<String>,
-    #[serde(default)]
-    runtime_config: RawRuntimeConfig,
+    runtime_device_id: Option<String>,
     device: Option<String>,
     hwaddr: Option<String>,
     ipam: Option<Value>,
-    pod_interface_name: Option<PodInterfaceName>,
+    pod_interface_name: Option<String>,
     state_dir: Option<String>,
     delegate: Option<String>,
     log_file: Option<String>,
-    log_level: Option<LogLevel>,
-    #[serde(default)]
+    log_level: Option<String>,
     allow_default_route_device: bool,
     prev_result: Option<Value>,
-    #[serde(rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<ValidAttachment>>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawRuntimeConfig {
-    #[serde(rename = "deviceID")]
-    device_id: Option<String>,
+impl RawConf {
+    fn from_object(obj: &Map<String, Value>) -> Result<RawConf> {
+        let string = |key: &str| optional_string(obj, key, key);
+        let runtime_device_id = match obj.get("runtimeConfig") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(rc)) => optional_string(rc, "deviceID", "runtimeConfig.deviceID")?,
+            Some(_) => return Err(wrong_type("runtimeConfig", "an object")),
+        };
+        let allow_default_route_device = match obj.get("allowDefaultRouteDevice") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(wrong_type("allowDefaultRouteDevice", "true or false")),
+        };
+        let valid_attachments = match obj.get("cni.dev/valid-attachments") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "\"cni.dev/valid-attachments\" must be a list of {{containerID, ifname}}: {e}"
+                ))
+            })?),
+        };
+        Ok(RawConf {
+            cni_version: string("cniVersion")?,
+            name: string("name")?,
+            device_id: string("deviceID")?,
+            pci_bus_id: string("pciBusID")?,
+            runtime_device_id,
+            device: string("device")?,
+            hwaddr: string("hwaddr")?,
+            ipam: obj.get("ipam").cloned(),
+            pod_interface_name: string("podInterfaceName")?,
+            state_dir: string("stateDir")?,
+            delegate: string("delegate")?,
+            log_file: string("logFile")?,
+            log_level: string("logLevel")?,
+            allow_default_route_device,
+            prev_result: obj.get("prevResult").cloned().filter(|v| !v.is_null()),
+            valid_attachments,
+        })
+    }
+}
+
+fn optional_string(obj: &Map<String, Value>, key: &str, shown: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(wrong_type(shown, "a string")),
+    }
+}
+
+fn wrong_type(field: &str, expected: &str) -> Error {
+    Error::InvalidConfig(format!("\"{field}\" must be {expected}"))
+}
+
+fn parse_pod_interface_name(v: Option<&str>) -> Result<PodInterfaceName> {
+    match v {
+        None | Some("host") => Ok(PodInterfaceName::Host),
+        Some("cni") => Ok(PodInterfaceName::Cni),
+        Some(other) => Err(Error::InvalidConfig(format!(
+            "\"podInterfaceName\" {other:?} must be \"host\" or \"cni\""
+        ))),
+    }
+}
+
+fn parse_log_level(v: Option<&str>) -> Result<LogLevel> {
+    match v {
+        None | Some("info") => Ok(LogLevel::Info),
+        Some("error") => Ok(LogLevel::Error),
+        Some("debug") => Ok(LogLevel::Debug),
+        Some(other) => Err(Error::InvalidConfig(format!(
+            "\"logLevel\" {other:?} must be \"error\", \"info\" or \"debug\""
+        ))),
+    }
 }
 
 /// The `cniVersion` of a config, as far as it can be read; used to version error replies
@@ -143,7 +205,7 @@ impl NetConf {
             [
                 ("deviceID", raw.device_id),
                 ("pciBusID", raw.pci_bus_id),
-                ("runtimeConfig.deviceID", raw.runtime_config.device_id),
+                ("runtimeConfig.deviceID", raw.runtime_device_id),
             ],
             raw.device,
             raw.hwaddr,
@@ -170,11 +232,11 @@ impl NetConf {
             name,
             selector,
             ipam,
-            pod_interface_name: raw.pod_interface_name.unwrap_or_default(),
+            pod_interface_name: parse_pod_interface_name(raw.pod_interface_name.as_deref())?,
             state_dir,
             delegate,
             log_file: absolute_path("logFile", raw.log_file.as_deref())?,
-            log_level: raw.log_level.unwrap_or_default(),
+            log_level: parse_log_level(raw.log_level.as_deref())?,
             allow_default_route_device: raw.allow_default_route_device,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments,
@@ -190,13 +252,12 @@ fn decode(stdin: &[u8]) -> Result<RawConf> {
     }
     let value: Value = serde_json::from_slice(stdin)
         .map_err(|e| Error::Decode(format!("network configuration is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(Error::Decode(
+    match value {
+        Value::Object(obj) => RawConf::from_object(&obj),
+        _ => Err(Error::Decode(
             "network configuration must be a JSON object".into(),
-        ));
+        )),
     }
-    serde_json::from_value(value)
-        .map_err(|e| Error::InvalidConfig(format!("invalid network configuration: {e}")))
 }
 
 fn parse_version(v: Option<&str>) -> Result<CniVersion> {
@@ -354,6 +415,41 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_name_their_field() {
+        let msg = |v: Value| parse(v).unwrap_err().to_string();
+        let base = json!({"cniVersion": "0.3.1", "name": "n"});
+        for (field, value, expected) in [
+            ("deviceID", json!(5), "\"deviceID\" must be a string"),
+            (
+                "allowDefaultRouteDevice",
+                json!("yes"),
+                "\"allowDefaultRouteDevice\" must be true or false",
+            ),
+            (
+                "runtimeConfig",
+                json!({"deviceID": []}),
+                "\"runtimeConfig.deviceID\" must be a string",
+            ),
+            (
+                "podInterfaceName",
+                json!("pod"),
+                "\"podInterfaceName\" \"pod\" must be \"host\" or \"cni\"",
+            ),
+            ("logLevel", json!("loud"), "\"logLevel\" \"loud\" must be"),
+            (
+                "cni.dev/valid-attachments",
+                json!([1]),
+                "\"cni.dev/valid-attachments\" must be a list",
+            ),
+        ] {
+            let mut c = base.clone();
+            c[field] = value;
+            let m = msg(c);
+            assert!(m.starts_with(expected), "{field}: {m}");
+        }
+    }
+
+    #[test]
     fn only_add_needs_a_selector() {
         let c = parse(json!({"cniVersion": "1.1.0", "name": "n"})).unwrap();
         assert_eq!(c.selector.require_some().unwrap_err().code() as u32, 7);
@@ -405,22 +501,90 @@ mod tests {
         );
     }
 
-    /// Arbitrary bytes and arbitrary JSON never panic the parser (a cheap, dependency-free fuzz).
+    /// A tiny deterministic generator (xorshift) for the fuzz tests below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    const KEYS: [&str; 18] = [
+        "cniVersion",
+        "name",
+        "type",
+        "deviceID",
+        "pciBusID",
+        "runtimeConfig",
+        "device",
+        "hwaddr",
+        "ipam",
+        "podInterfaceName",
+        "stateDir",
+        "delegate",
+        "logFile",
+        "logLevel",
+        "allowDefaultRouteDevice",
+        "prevResult",
+        "cni.dev/valid-attachments",
+        "containerID",
+    ];
+    const STRINGS: [&str; 12] = [
+        "0.3.1",
+        "1.1.0",
+        "9.9.9",
+        "0000:5e:00.1",
+        "../../etc",
+        "host",
+        "cni",
+        "/tmp/x",
+        "aa:bb:cc:dd:ee:ff",
+        "",
+        "static",
+        "\u{0}\u{ffff}",
+    ];
+
+    /// An arbitrary JSON value, biased towards our own keys and plausible strings.
+    fn arbitrary_json(rng: &mut Rng, depth: u32) -> Value {
+        match rng.below(if depth > 3 { 5 } else { 7 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.below(2) == 0),
+            2 => json!(rng.next() as i64),
+            3 => json!((rng.next() as f64) / 7.0),
+            4 => json!(STRINGS[rng.below(STRINGS.len() as u64) as usize]),
+            5 => Value::Array(
+                (0..rng.below(4))
+                    .map(|_| arbitrary_json(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => Value::Object(
+                (0..rng.below(8))
+                    .map(|_| {
+                        let key = KEYS[rng.below(KEYS.len() as u64) as usize].to_owned();
+                        (key, arbitrary_json(rng, depth + 1))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Arbitrary bytes never panic the parser (a dependency-free fuzz).
     #[test]
-    fn parser_never_panics_on_arbitrary_input() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+    fn parser_never_panics_on_arbitrary_bytes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let alphabet = br#"{}[]":,0123456789.-abcdeEfnrtul \deviceIDpciBusIDcniVersionname"#;
         for _ in 0..20_000 {
-            let len = (next() % 96) as usize;
+            let len = rng.below(96) as usize;
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    let r = next();
+                    let r = rng.next();
                     if r % 4 == 0 {
                         r as u8
                     } else {
@@ -429,6 +593,34 @@ mod tests {
                 })
                 .collect();
             let _ = NetConf::parse(&bytes);
+            let _ = peek_version(&bytes);
         }
+    }
+
+    /// Arbitrary JSON documents never panic the parser, and whatever parses is usable.
+    #[test]
+    fn parser_never_panics_on_arbitrary_json() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut doc = arbitrary_json(&mut rng, 0);
+            if rng.below(2) == 0 {
+                // Often start from a valid base so deeper checks are reached.
+                let mut base = json!({"cniVersion": "1.1.0", "name": "n"});
+                if let Value::Object(extra) = doc {
+                    base.as_object_mut().unwrap().extend(extra);
+                }
+                doc = base;
+            }
+            if let Ok(conf) = NetConf::parse(doc.to_string().as_bytes()) {
+                accepted += 1;
+                assert!(conf.state_dir.is_absolute());
+                let _ = conf.selector.require_some();
+            }
+        }
+        assert!(
+            accepted > 100,
+            "the generator should also produce valid configs ({accepted})"
+        );
     }
 }

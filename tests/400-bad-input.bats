@@ -28,13 +28,20 @@ assert_nic_untouched() {
     fi
 }
 
-# expect_rejected <code> <CNI_COMMAND> <CNI_CONTAINERID> <CNI_IFNAME> <config>
+# expect_rejected <code> <message part> <CNI_COMMAND> <CNI_CONTAINERID> <CNI_IFNAME> <config>
 #   (<unset> leaves an env variable out; CNI_NETNS is the pod)
 expect_rejected() {
-    local code=$1 cmd=$2 cid=$3 ifname=$4 config=$5
+    local code=$1 message=$2 cmd=$3 cid=$4 ifname=$5 config=$6
     run_plugin "$cmd" "$cid" "$POD_NETNS" "$ifname" "$config"
     assert_cni_error "$code"
+    assert_msg_contains "$message"
     assert_nic_untouched
+}
+
+# assert_msg_contains <text>: the CNI error message names what was wrong
+assert_msg_contains() {
+    jq -e --arg m "$1" '.msg | contains($m)' <<<"$output" >/dev/null ||
+        die "error message does not contain '$1': $output"
 }
 
 # A valid Multus-style config.
@@ -48,121 +55,122 @@ with() {
 }
 
 @test "malformed JSON → 6" {
-    expect_rejected 6 ADD "$CID" net1 '{"cniVersion":"0.3.1","name":"x","type":"amd-host-device","deviceID":'
+    expect_rejected 6 "network configuration is not valid JSON" ADD "$CID" net1 '{"cniVersion":"0.3.1","name":"x","type":"amd-host-device","deviceID":'
 }
 
 @test "empty stdin → 6" {
-    expect_rejected 6 ADD "$CID" net1 ''
+    expect_rejected 6 "no network configuration on stdin" ADD "$CID" net1 ''
 }
 
 @test "JSON that is not an object → 6" {
-    expect_rejected 6 ADD "$CID" net1 '[1,2,3]'
+    expect_rejected 6 "must be a JSON object" ADD "$CID" net1 '[1,2,3]'
 }
 
 @test "missing selector (no deviceID/pciBusID/device/hwaddr) → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID)')"
+    expect_rejected 7 "no device selected" ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID)')"
 }
 
 @test "PCI address with a path (../../x) → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "../../x" | del(.pciBusID)')"
+    expect_rejected 7 "\"deviceID\" \"../../x\" is not a PCI address" ADD "$CID" net1 "$(with '.deviceID = "../../x" | del(.pciBusID)')"
 }
 
 @test "PCI address with a path in pciBusID (../0000:5e:00.1) → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with '.pciBusID = "../0000:5e:00.1" | del(.deviceID)')"
+    expect_rejected 7 "\"pciBusID\" \"../0000:5e:00.1\" is not a PCI address" ADD "$CID" net1 "$(with '.pciBusID = "../0000:5e:00.1" | del(.deviceID)')"
 }
 
 @test "PCI address that is not a PCI address → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "not-a-pci-address" | del(.pciBusID)')"
+    expect_rejected 7 "is not a PCI address" ADD "$CID" net1 "$(with '.deviceID = "not-a-pci-address" | del(.pciBusID)')"
 }
 
 @test "PCI address with function 8 (out of range) → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.8" | del(.pciBusID)')"
+    expect_rejected 7 "function must be 0-7" ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.8" | del(.pciBusID)')"
 }
 
 @test "deviceID and pciBusID disagree → 7" {
     make_nic "o${TID}" 0000:5e:00.3 10.70.0.2/24
-    expect_rejected 7 ADD "$CID" net1 "$(with '.pciBusID = "0000:5e:00.3"')"
+    expect_rejected 7 "conflicting selectors" ADD "$CID" net1 "$(with '.pciBusID = "0000:5e:00.3"')"
     assert_addrs host "o${TID}" 10.70.0.2/24
 }
 
 @test "conflicting selectors (deviceID of one NIC, device of another) → 7" {
     make_nic "o${TID}" 0000:5e:00.2 10.70.0.2/24
-    expect_rejected 7 ADD "$CID" net1 "$(with ".device = \"o${TID}\"")"
+    expect_rejected 7 "conflicting selectors" ADD "$CID" net1 "$(with ".device = \"o${TID}\"")"
     assert_addrs host "o${TID}" 10.70.0.2/24
 }
 
 @test "unknown cniVersion 9.9.9 → 1" {
-    expect_rejected 1 ADD "$CID" net1 "$(with '.cniVersion = "9.9.9"')"
+    expect_rejected 1 "\"9.9.9\" is not supported" ADD "$CID" net1 "$(with '.cniVersion = "9.9.9"')"
 }
 
 @test "missing cniVersion → 7 (invalid network config)" {
-    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.cniVersion)')"
+    expect_rejected 7 "\"cniVersion\" is required" ADD "$CID" net1 "$(with 'del(.cniVersion)')"
 }
 
 @test "missing name → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with 'del(.name)')"
+    expect_rejected 7 "\"name\" is required" ADD "$CID" net1 "$(with 'del(.name)')"
 }
 
 @test "missing CNI_COMMAND → 4" {
-    expect_rejected 4 "<unset>" "$CID" net1 "$(good)"
+    expect_rejected 4 "invalid CNI_COMMAND: must be set" "<unset>" "$CID" net1 "$(good)"
 }
 
 @test "unknown CNI_COMMAND → 4" {
-    expect_rejected 4 FROB "$CID" net1 "$(good)"
+    expect_rejected 4 "invalid CNI_COMMAND" FROB "$CID" net1 "$(good)"
 }
 
 @test "bad CNI_IFNAME a/b → 4" {
-    expect_rejected 4 ADD "$CID" a/b "$(good)"
+    expect_rejected 4 "invalid CNI_IFNAME" ADD "$CID" a/b "$(good)"
 }
 
 @test "CNI_IFNAME longer than 15 bytes → 4" {
-    expect_rejected 4 ADD "$CID" net1234567890abc "$(good)"
+    expect_rejected 4 "longer than 15 bytes" ADD "$CID" net1234567890abc "$(good)"
 }
 
 @test "missing CNI_IFNAME → 4" {
-    expect_rejected 4 ADD "$CID" "<unset>" "$(good)"
+    expect_rejected 4 "invalid CNI_IFNAME: must be set" ADD "$CID" "<unset>" "$(good)"
 }
 
 @test "CNI_CONTAINERID with a space → 4" {
-    expect_rejected 4 ADD "ctr $TID" net1 "$(good)"
+    expect_rejected 4 "invalid CNI_CONTAINERID" ADD "ctr $TID" net1 "$(good)"
 }
 
 @test "CNI_CONTAINERID with a path (../x) → 4" {
-    expect_rejected 4 ADD "../x$TID" net1 "$(good)"
+    expect_rejected 4 "invalid CNI_CONTAINERID" ADD "../x$TID" net1 "$(good)"
 }
 
 @test "missing CNI_NETNS on ADD → 4" {
     run_plugin ADD "$CID" "<unset>" net1 "$(good)"
     assert_cni_error 4
+    assert_msg_contains "invalid CNI_NETNS: must be set"
     assert_nic_untouched
 }
 
 @test "non-existent deviceID 0000:99:00.0 → 100" {
-    expect_rejected 100 ADD "$CID" net1 "$(with '.deviceID = "0000:99:00.0" | .pciBusID = "0000:99:00.0"')"
+    expect_rejected 100 "no PCI device 0000:99:00.0" ADD "$CID" net1 "$(with '.deviceID = "0000:99:00.0" | .pciBusID = "0000:99:00.0"')"
 }
 
 @test "non-existent device name → 100" {
-    expect_rejected 100 ADD "$CID" net1 "$(with "del(.deviceID, .pciBusID) | .device = \"nx${TID}\"")"
+    expect_rejected 100 "not found on the host" ADD "$CID" net1 "$(with "del(.deviceID, .pciBusID) | .device = \"nx${TID}\"")"
 }
 
 @test "non-existent hwaddr → 100" {
-    expect_rejected 100 ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID) | .hwaddr = "02:00:de:ad:be:ef"')"
+    expect_rejected 100 "no interface with MAC 02:00:de:ad:be:ef" ADD "$CID" net1 "$(with 'del(.deviceID, .pciBusID) | .hwaddr = "02:00:de:ad:be:ef"')"
 }
 
 @test "PCI function bound to a userspace driver (no net/ entry) → 100 naming the driver" {
     mkdir -p "$WORKDIR/pci/0000:5e:00.4" "$WORKDIR/drivers/vfio-pci"
     ln -s "$WORKDIR/drivers/vfio-pci" "$WORKDIR/pci/0000:5e:00.4/driver"
-    expect_rejected 100 ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.4" | .pciBusID = "0000:5e:00.4"')"
+    expect_rejected 100 "userspace driver vfio-pci" ADD "$CID" net1 "$(with '.deviceID = "0000:5e:00.4" | .pciBusID = "0000:5e:00.4"')"
     jq -e '(.msg + " " + (.details // "")) | contains("vfio-pci")' <<<"$output" >/dev/null ||
         die "error does not name the driver vfio-pci: $output"
 }
 
 @test "delegate plugin not found → 50" {
-    expect_rejected 50 ADD "$CID" net1 "$(with ".delegate = \"no-such-plugin-$TID\"")"
+    expect_rejected 50 "not found in CNI_PATH" ADD "$CID" net1 "$(with ".delegate = \"no-such-plugin-$TID\"")"
 }
 
 @test "bad podInterfaceName → 7" {
-    expect_rejected 7 ADD "$CID" net1 "$(with '.podInterfaceName = "sideways"')"
+    expect_rejected 7 "\"podInterfaceName\" \"sideways\"" ADD "$CID" net1 "$(with '.podInterfaceName = "sideways"')"
 }
 
 @test "user ipam that fails → 103, the NIC is rolled back to the host intact" {
