@@ -52,6 +52,23 @@ impl HostInterface {
         })
     }
 
+    /// `enp94s0f1 (mac .., mtu 1400, up, addresses [..], 1 routes)` for log lines.
+    pub fn summary(&self) -> String {
+        let addresses: Vec<String> = self.addresses.iter().map(Address::cidr).collect();
+        format!(
+            "{} (mac {}, mtu {}, {}, addresses [{}], {} routes)",
+            self.name,
+            self.mac
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "-".into()),
+            self.mtu,
+            if self.up { "up" } else { "down" },
+            addresses.join(", "),
+            self.routes.len()
+        )
+    }
+
     pub fn has_default_route(&self) -> bool {
         self.routes.iter().any(Route::is_default)
     }

@@ -3,8 +3,11 @@
 //!
 //! Layout under the state dir (0700):
 //!   `<containerID>-<ifname>.json`   the captured host configuration (0600)
+//!   `claim-<device key>`            symlink naming the state file that owns a device (never
+//!                                   followed, only read with readlink)
 //!   `locks/<name>.lock`             flock targets, one per attachment and one per device
-//!   `claims/<device key>`           which attachment owns a device right now
+//!
+//! An ADD costs one file fsync and one directory fsync; a DEL one directory fsync.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cni::Error;
 use crate::config::Selector;
-use crate::device::PciAddress;
+use crate::device::{MacAddress, PciAddress};
 use crate::snapshot::HostInterface;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -27,16 +30,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// How long an operation waits for another one on the same attachment or device before
 /// telling the runtime to try again later (code 11).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Where an ADD got to; DEL restores from any of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Phase {
-    /// Host state captured and saved; the device may or may not have moved yet.
-    Captured,
-    /// The device is in the pod and configured.
-    Attached,
-}
 
 /// Kubernetes identity from CNI_ARGS, for humans reading the state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +63,6 @@ pub struct AttachmentState {
     /// Temporary host name given before the move when the host name was taken in the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging_name: Option<String>,
-    pub phase: Phase,
     #[serde(default)]
     pub pod: PodRef,
     pub created: String,
@@ -135,7 +127,6 @@ impl AttachmentState {
             },
             pod_ifname: string("podIfname").unwrap_or_else(|| ifname.to_owned()),
             staging_name: string("stagingName"),
-            phase: Phase::Captured,
             pod: PodRef::default(),
             created: String::new(),
         };
@@ -145,7 +136,16 @@ impl AttachmentState {
     /// The key that names the physical device in locks and claims: its PCI address when
     /// known, else its MAC, else its host name.
     pub fn device_key(&self) -> String {
-        device_key(self.pci_address.as_ref(), &self.host)
+        device_key(
+            self.pci_address.as_ref(),
+            self.host.mac.as_ref(),
+            &self.host.name,
+        )
+    }
+
+    /// The state file's name, which is also what a claim symlink points at.
+    pub fn file_name(&self) -> String {
+        state_file_name(&self.container_id, &self.ifname)
     }
 }
 
@@ -153,12 +153,16 @@ pub fn pci_key(pci: &PciAddress) -> String {
     format!("pci-{pci}")
 }
 
-pub fn device_key(pci: Option<&PciAddress>, host: &HostInterface) -> String {
-    match (pci, &host.mac) {
+pub fn device_key(pci: Option<&PciAddress>, mac: Option<&MacAddress>, name: &str) -> String {
+    match (pci, mac) {
         (Some(p), _) => pci_key(p),
         (None, Some(m)) => format!("mac-{}", m.to_string().replace(':', "")),
-        (None, None) => format!("name-{}", host.name),
+        (None, None) => format!("name-{name}"),
     }
+}
+
+fn state_file_name(container_id: &str, ifname: &str) -> String {
+    format!("{container_id}-{ifname}.json")
 }
 
 /// The identity fields of a state file, readable even from a newer schema.
@@ -192,7 +196,7 @@ impl StateStore {
         let store = StateStore {
             dir: dir.to_path_buf(),
         };
-        for d in [dir.to_path_buf(), dir.join("locks"), dir.join("claims")] {
+        for d in [dir.to_path_buf(), dir.join("locks")] {
             ensure_private_dir(&d)?;
         }
         Ok(store)
@@ -204,7 +208,7 @@ impl StateStore {
 
     /// `<dir>/<cid>-<ifname>.json`. Both parts were validated (no '/', no "..") by `cni::env`.
     pub fn path_of(&self, container_id: &str, ifname: &str) -> PathBuf {
-        self.dir.join(format!("{container_id}-{ifname}.json"))
+        self.dir.join(state_file_name(container_id, ifname))
     }
 
     /// The state of one attachment, `None` if there is none. A file that exists but does not
@@ -219,17 +223,32 @@ impl StateStore {
             .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))
     }
 
-    /// Writes `state` atomically: temp file in the same dir, fsync, rename, fsync the dir.
-    /// A crash leaves either the old file or the new one, never a torn one.
-    pub fn save(&self, state: &AttachmentState) -> Result<()> {
+    /// Writes `state` atomically (temp file in the same dir, fsync, rename) and points the
+    /// claim on `device_key` at it, then makes both durable with one fsync of the dir.
+    /// A crash leaves either no state or a whole one, never a torn one.
+    pub fn save(&self, state: &AttachmentState, device_key: &str) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
         let mut bytes = serde_json::to_vec_pretty(state).expect("state always serialises");
         bytes.push(b'\n');
-        self.write_atomically(&path, &bytes)
+        self.write_atomically(&path, &bytes)?;
+        self.set_claim(device_key, &state.file_name())?;
+        sync_dir(&self.dir)
     }
 
-    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
-        self.remove_file(&self.path_of(container_id, ifname))
+    /// Removes the state of an attachment and its claim on `device_key` (if it still holds it).
+    pub fn remove(&self, state: &AttachmentState, device_key: &str) -> Result<()> {
+        let claim = self.claim_path(device_key);
+        if read_claim(&claim).as_deref() == Some(state.file_name().as_str()) {
+            remove_if_present(&claim)?;
+        }
+        remove_if_present(&self.path_of(&state.container_id, &state.ifname))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Removes a state file that could not be parsed (its claim goes stale by itself).
+    pub fn remove_unreadable(&self, container_id: &str, ifname: &str) -> Result<()> {
+        remove_if_present(&self.path_of(container_id, ifname))?;
+        sync_dir(&self.dir)
     }
 
     /// Serialises every operation on one attachment (ADD vs DEL of the same pod interface).
@@ -282,35 +301,30 @@ impl StateStore {
     /// The attachment that claims device `key`, if its state still exists (a claim whose
     /// state is gone is stale and ignored).
     pub fn claim_of(&self, key: &str) -> Result<Option<Claim>> {
-        let path = self.claim_path(key);
-        let Some(bytes) = read_no_follow(&path)? else {
+        let Some(target) = read_claim(&self.claim_path(key)) else {
             return Ok(None);
         };
-        let Ok(claim) = serde_json::from_slice::<Claim>(&bytes) else {
-            return Ok(None);
-        };
-        let state_exists = self
-            .path_of(&claim.container_id, &claim.ifname)
-            .symlink_metadata()
-            .is_ok();
-        Ok(state_exists.then_some(claim))
+        // The ids come from the owner's state file: both may contain '-'.
+        let owner = read_no_follow(&self.dir.join(&target))?.map(|bytes| {
+            serde_json::from_slice::<Ids>(&bytes)
+                .map(|ids| Claim {
+                    container_id: ids.container_id,
+                    ifname: ids.ifname,
+                })
+                .unwrap_or_else(|_| Claim {
+                    container_id: target.trim_end_matches(".json").to_owned(),
+                    ifname: "?".into(),
+                })
+        });
+        Ok(owner)
     }
 
-    pub fn claim(&self, key: &str, claim: &Claim) -> Result<()> {
-        let bytes = serde_json::to_vec(claim).expect("claim always serialises");
-        self.write_atomically(&self.claim_path(key), &bytes)
-    }
-
-    /// Drops the claim on `key` if it is held by `owner`.
-    pub fn release(&self, key: &str, owner: &Claim) -> Result<()> {
+    fn set_claim(&self, key: &str, target: &str) -> Result<()> {
         let path = self.claim_path(key);
-        let held_by_owner = read_no_follow(&path)?
-            .and_then(|b| serde_json::from_slice::<Claim>(&b).ok())
-            .is_some_and(|c| &c == owner);
-        if held_by_owner {
-            self.remove_file(&path)?;
-        }
-        Ok(())
+        // Only stale claims can be here: the caller holds the device lock and checked.
+        remove_if_present(&path)?;
+        std::os::unix::fs::symlink(target, &path)
+            .map_err(|e| Error::io(format!("create claim {}", path.display()), e))
     }
 
     /// Every attachment with a state file, as (container id, ifname), from the file names.
@@ -352,7 +366,7 @@ impl StateStore {
     }
 
     fn claim_path(&self, key: &str) -> PathBuf {
-        self.dir.join("claims").join(key)
+        self.dir.join(format!("claim-{key}"))
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
@@ -366,15 +380,7 @@ impl StateStore {
         tmp.write_all(bytes).map_err(|e| io("write", e))?;
         tmp.as_file().sync_all().map_err(|e| io("fsync", e))?;
         tmp.persist(path).map_err(|e| io("rename into", e.error))?;
-        sync_dir(dir)
-    }
-
-    fn remove_file(&self, path: &Path) -> Result<()> {
-        match fs::remove_file(path) {
-            Ok(()) => sync_dir(path.parent().expect("state paths have a parent")),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
-        }
+        Ok(())
     }
 }
 
@@ -441,6 +447,26 @@ fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+    }
+}
+
+/// The state file name a claim symlink points at; never follows it. Anything that is not a
+/// plain file name (a planted `../x`, say) is no claim of ours.
+fn read_claim(path: &Path) -> Option<String> {
+    let target = fs::read_link(path)
+        .ok()?
+        .into_os_string()
+        .into_string()
+        .ok()?;
+    (target.ends_with(".json") && !target.contains('/') && !target.starts_with('.'))
+        .then_some(target)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -494,7 +520,6 @@ mod tests {
             },
             pod_ifname: "enp94s0f1".into(),
             staging_name: None,
-            phase: Phase::Attached,
             pod: PodRef::default(),
             created: "2026-11-23T00:00:00.000Z".into(),
         }
@@ -511,12 +536,12 @@ mod tests {
         let store = StateStore::open(&dir).unwrap();
         let s = sample_state("c1", "net1");
         assert_eq!(store.load("c1", "net1").unwrap(), None);
-        store.save(&s).unwrap();
-        assert_eq!(store.load("c1", "net1").unwrap(), Some(s));
+        store.save(&s, &s.device_key()).unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), Some(s.clone()));
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&store.path_of("c1", "net1")), 0o600);
-        store.remove("c1", "net1").unwrap();
-        store.remove("c1", "net1").unwrap();
+        store.remove(&s, &s.device_key()).unwrap();
+        store.remove(&s, &s.device_key()).unwrap();
         assert_eq!(store.load("c1", "net1").unwrap(), None);
     }
 
@@ -525,10 +550,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::open(tmp.path()).unwrap();
         let mut s = sample_state("c1", "net1");
-        for phase in [Phase::Captured, Phase::Attached] {
-            s.phase = phase;
-            store.save(&s).unwrap();
-            assert_eq!(store.load("c1", "net1").unwrap().unwrap().phase, phase);
+        for mtu in [1400, 9000] {
+            s.host.mtu = mtu;
+            store.save(&s, &s.device_key()).unwrap();
+            assert_eq!(store.load("c1", "net1").unwrap().unwrap().host.mtu, mtu);
         }
         let leftovers: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
@@ -587,7 +612,8 @@ mod tests {
         std::os::unix::fs::symlink(&target, store.path_of("c1", "net1")).unwrap();
         assert!(store.load("c1", "net1").is_err());
         // Saving replaces the link itself; the target is untouched.
-        store.save(&sample_state("c1", "net1")).unwrap();
+        let s = sample_state("c1", "net1");
+        store.save(&s, &s.device_key()).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"{}");
         assert!(!store
             .path_of("c1", "net1")
@@ -609,33 +635,40 @@ mod tests {
     fn claims_name_their_owner_until_its_state_is_gone() {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::open(tmp.path()).unwrap();
-        let s = sample_state("c1", "net1");
+        let s = sample_state("c-1", "net-1");
+        let key = s.device_key();
+        assert_eq!(store.claim_of(&key).unwrap(), None);
+        store.save(&s, &key).unwrap();
         let owner = Claim {
-            container_id: "c1".into(),
-            ifname: "net1".into(),
+            container_id: "c-1".into(),
+            ifname: "net-1".into(),
         };
-        store.claim(&s.device_key(), &owner).unwrap();
-        assert_eq!(
-            store.claim_of(&s.device_key()).unwrap(),
-            None,
-            "no state yet: stale"
-        );
-        store.save(&s).unwrap();
-        assert_eq!(
-            store.claim_of(&s.device_key()).unwrap(),
-            Some(owner.clone())
-        );
-        let other = Claim {
-            container_id: "c2".into(),
-            ifname: "net1".into(),
-        };
-        store.release(&s.device_key(), &other).unwrap();
-        assert!(
-            store.claim_of(&s.device_key()).unwrap().is_some(),
-            "only the owner releases"
-        );
-        store.release(&s.device_key(), &owner).unwrap();
-        assert_eq!(store.claim_of(&s.device_key()).unwrap(), None);
+        assert_eq!(store.claim_of(&key).unwrap(), Some(owner));
+        // Another attachment's removal leaves the claim alone.
+        let other = sample_state("c2", "net1");
+        store.remove(&other, &key).unwrap();
+        assert!(store.claim_of(&key).unwrap().is_some());
+        // The owner's state gone by other means: the claim is stale.
+        fs::remove_file(store.path_of("c-1", "net-1")).unwrap();
+        assert_eq!(store.claim_of(&key).unwrap(), None);
+        // A stale claim is replaced by the next save.
+        store.save(&other, &key).unwrap();
+        assert_eq!(store.claim_of(&key).unwrap().unwrap().container_id, "c2");
+        store.remove(&other, &key).unwrap();
+        assert!(tmp
+            .path()
+            .join(format!("claim-{key}"))
+            .symlink_metadata()
+            .is_err());
+    }
+
+    #[test]
+    fn planted_claims_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("claim-pci-0000:5e:00.1"))
+            .unwrap();
+        assert_eq!(store.claim_of("pci-0000:5e:00.1").unwrap(), None);
     }
 
     #[test]

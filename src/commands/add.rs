@@ -14,7 +14,7 @@ use crate::device::{self, Resolved, Sysfs};
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
 use crate::snapshot::{apply_routes, HostInterface};
-use crate::state::{self, AttachmentState, Claim, Phase, PodRef, StateStore};
+use crate::state::{self, AttachmentState, PodRef, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -47,18 +47,14 @@ pub fn add(ctx: &Context) -> Result<Value> {
 
     let host_nl = Netlink::connect()?;
     let Resolved { link, pci } = device::resolve(&conf.selector, &Sysfs::default(), &host_nl)?;
-    let host = HostInterface::capture(&host_nl, &link)?;
-    let key = state::device_key(pci.as_ref(), &host);
+    let key = state::device_key(pci.as_ref(), link.mac.as_ref(), &link.name);
     let _device_lock = store.lock_device(&key)?;
-    let me = Claim {
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-    };
-    ensure_unclaimed(&store, &key, &host.name)?;
-    // Capture again under the device lock: another ADD may have changed it meanwhile.
+    ensure_unclaimed(&store, &key, &link.name)?;
+    // Read the link again under the device lock: another ADD may have taken it meanwhile.
     let link = host_nl
         .link_by_index(link.index)?
-        .ok_or_else(|| Error::DeviceNotFound(format!("{} disappeared from the host", host.name)))?;
+        .filter(|l| l.name == link.name)
+        .ok_or_else(|| Error::DeviceNotFound(format!("{} left the host meanwhile", link.name)))?;
     let host = HostInterface::capture(&host_nl, &link)?;
     if host.has_default_route() && !conf.allow_default_route_device {
         return Err(Error::DefaultRouteDevice(format!(
@@ -69,7 +65,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
     }
 
     let naming = choose_names(ctx, &host, pod_ns)?;
-    let mut state = AttachmentState {
+    let state = AttachmentState {
         schema: state::SCHEMA_VERSION,
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
@@ -81,7 +77,6 @@ pub fn add(ctx: &Context) -> Result<Value> {
         host,
         pod_ifname: naming.pod_ifname,
         staging_name: naming.staging_name,
-        phase: Phase::Captured,
         pod: PodRef {
             namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
             name: env.arg("K8S_POD_NAME").map(str::to_owned),
@@ -91,35 +86,16 @@ pub fn add(ctx: &Context) -> Result<Value> {
     };
     fault_point("after-capture");
     // Persist before anything moves: from here on a crash leaves what DEL needs.
-    store.save(&state)?;
-    store.claim(&key, &me)?;
+    store.save(&state, &key)?;
     fault_point("after-state-write");
     log_info!(
-        "captured {} (mac {}, mtu {}, {}, addresses [{}], {} routes) as {}",
-        state.host.name,
-        state
-            .host
-            .mac
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        state.host.mtu,
-        if state.host.up { "up" } else { "down" },
-        state
-            .host
-            .addresses
-            .iter()
-            .map(|a| a.cidr())
-            .collect::<Vec<_>>()
-            .join(", "),
-        state.host.routes.len(),
+        "captured {} as {}",
+        state.host.summary(),
         store.path_of(&state.container_id, &state.ifname).display()
     );
 
     match attach(ctx, &delegate, &host_nl, &link, &state) {
         Ok(result) => {
-            state.phase = Phase::Attached;
-            store.save(&state)?;
             fault_point("before-result");
             log_info!(
                 "attached {} to {} as {}",

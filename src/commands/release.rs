@@ -15,7 +15,7 @@ use crate::delegate::Delegate;
 use crate::device::Sysfs;
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
-use crate::state::{AttachmentState, Claim, StateStore};
+use crate::state::{AttachmentState, StateStore};
 use crate::{log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -65,21 +65,7 @@ pub fn release(
     for p in &problems {
         log_error!("could not restore {p} on {}", state.host.name);
     }
-    log_info!(
-        "restored {} (was {}): mtu {}, {}, addresses [{}], {} routes",
-        state.host.name,
-        link.name,
-        state.host.mtu,
-        if state.host.up { "up" } else { "down" },
-        state
-            .host
-            .addresses
-            .iter()
-            .map(|a| a.cidr())
-            .collect::<Vec<_>>()
-            .join(", "),
-        state.host.routes.len()
-    );
+    log_info!("restored {} (found as {})", state.host.summary(), link.name);
     forget(store, state)
 }
 
@@ -210,10 +196,5 @@ fn move_out_of_pod(ns: &Path, state: &AttachmentState) -> Result<bool> {
 
 /// Drops the state and the device claim of an attachment whose device is settled.
 pub fn forget(store: &StateStore, state: &AttachmentState) -> Result<()> {
-    let owner = Claim {
-        container_id: state.container_id.clone(),
-        ifname: state.ifname.clone(),
-    };
-    store.release(&state.device_key(), &owner)?;
-    store.remove(&state.container_id, &state.ifname)
+    store.remove(state, &state.device_key())
 }

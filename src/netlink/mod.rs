@@ -1,4 +1,4 @@
-//! rtnetlink requests (neli 0.7): links, addresses, routes.
+//! rtnetlink requests (neli 0.7, plain synchronous sockets): links, addresses, routes.
 //!
 //! One [`Netlink`] handle talks to the network namespace the calling thread was in when it
 //! was created. Every request asks for an ACK and every reply is drained, so a handle is
@@ -8,15 +8,16 @@ mod addr;
 mod link;
 mod route;
 
+use std::cell::Cell;
 use std::fmt::Debug;
 use std::net::IpAddr;
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::Rtm;
 use neli::consts::socket::NlFamily;
-use neli::err::RouterError;
-use neli::nl::NlPayload;
-use neli::router::synchronous::NlRouter;
+use neli::err::SocketError;
+use neli::nl::{NlPayload, NlmsghdrBuilder};
+use neli::socket::synchronous::NlSocketHandle;
 use neli::utils::Groups;
 use neli::{FromBytesWithInput, Size, ToBytes};
 
@@ -37,54 +38,71 @@ use crate::cni::Error;
 type Result<T> = std::result::Result<T, Error>;
 
 pub struct Netlink {
-    router: NlRouter,
+    socket: NlSocketHandle,
+    seq: Cell<u32>,
 }
 
 impl Netlink {
     /// Opens a route netlink socket in the calling thread's current network namespace.
+    /// A plain blocking socket: no background thread, no hand-offs, one request at a time.
     pub fn connect() -> Result<Netlink> {
-        let (router, _) = NlRouter::connect(NlFamily::Route, None, Groups::empty())
-            .map_err(|e| nl_error("open netlink socket", e))?;
+        let socket = NlSocketHandle::connect(NlFamily::Route, None, Groups::empty())
+            .map_err(|e| socket_error("open netlink socket", e))?;
         // Strict checking makes the kernel honour the ifindex/oif filters of our dumps, so a
         // capture costs the same with 5 or 5,000 links on the host.
-        router
+        socket
             .enable_strict_checking(true)
-            .map_err(|e| nl_error("enable netlink strict checking", e))?;
-        router
+            .map_err(|e| socket_error("enable netlink strict checking", e))?;
+        socket
             .enable_ext_ack(true)
-            .map_err(|e| nl_error("enable netlink extended ack", e))?;
-        Ok(Netlink { router })
+            .map_err(|e| socket_error("enable netlink extended ack", e))?;
+        Ok(Netlink {
+            socket,
+            seq: Cell::new(0),
+        })
     }
 
     /// Sends one request and collects every payload of the reply (none for a plain ACK).
+    /// Always asks for an ACK and reads until the reply is complete, so the socket never
+    /// holds stale replies for the next request.
     fn exchange<P>(&self, ty: Rtm, flags: NlmF, payload: P, what: &str) -> Result<Vec<P>>
     where
         P: Size + ToBytes + FromBytesWithInput<Input = usize> + Debug + Clone,
     {
-        let replies = self
-            .router
-            .send::<Rtm, P, Rtm, P>(ty, flags | NlmF::ACK, NlPayload::Payload(payload))
-            .map_err(|e| nl_error(what, e))?;
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        let dump = flags.contains(NlmF::DUMP);
+        let msg = NlmsghdrBuilder::default()
+            .nl_type(ty)
+            .nl_flags(flags | NlmF::REQUEST | NlmF::ACK)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(payload))
+            .build()
+            .map_err(|e| build_error(what, e))?;
+        self.socket.send(&msg).map_err(|e| socket_error(what, e))?;
         let mut payloads = Vec::new();
-        let mut failure = None;
-        for reply in replies {
-            match reply {
-                Ok(msg) => match msg.nl_payload() {
+        loop {
+            let (replies, _) = self
+                .socket
+                .recv::<Rtm, P>()
+                .map_err(|e| socket_error(what, e))?;
+            for reply in replies {
+                let reply = reply.map_err(|e| socket_error(what, e))?;
+                if *reply.nl_seq() != seq {
+                    continue; // a late reply to an earlier request
+                }
+                match reply.nl_payload() {
                     NlPayload::Payload(p) => payloads.push(p.clone()),
-                    // A failed dump is not an Err: it ends with a negative error here.
+                    NlPayload::Err(e) => return Err(errno_error(what, -*e.error())),
+                    // A failed dump ends with a negative error in its DONE message.
                     NlPayload::DumpExtAck(ack) if *ack.error() < 0 => {
-                        failure.get_or_insert_with(|| errno_error(what, -*ack.error()));
+                        return Err(errno_error(what, -*ack.error()))
                     }
+                    NlPayload::DumpExtAck(_) | NlPayload::Empty if dump => return Ok(payloads),
+                    NlPayload::Ack(_) if !dump => return Ok(payloads),
                     _ => {}
-                },
-                Err(e) => {
-                    failure.get_or_insert_with(|| nl_error(what, e));
                 }
             }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(payloads),
         }
     }
 }
@@ -96,13 +114,10 @@ fn errno_error(what: &str, errno: i32) -> Error {
     }
 }
 
-fn nl_error<T: Debug, P: Debug>(what: &str, e: RouterError<T, P>) -> Error {
-    match e {
-        RouterError::Nlmsgerr(m) => errno_error(what, -*m.error()),
-        other => Error::Netlink {
-            context: format!("{what}: {other}"),
-            errno: None,
-        },
+fn socket_error(what: &str, e: SocketError) -> Error {
+    Error::Netlink {
+        context: format!("{what}: {e}"),
+        errno: None,
     }
 }
 
