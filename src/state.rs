@@ -7,7 +7,7 @@
 //!                                   followed, only read with readlink)
 //!   `locks/<name>.lock`             flock targets, one per attachment and one per device
 //!
-//! An ADD costs one file fsync and one directory fsync; a DEL one directory fsync.
+//! An ADD costs one file fsync and one directory fsync; a DEL none (see `remove`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -236,19 +236,14 @@ impl StateStore {
     }
 
     /// Removes the state of an attachment and its claim on `device_key` (if it still holds it).
+    /// Not fsynced: if a power loss brings the file back, the next DEL or GC restores a device
+    /// that is already restored, which changes nothing.
     pub fn remove(&self, state: &AttachmentState, device_key: &str) -> Result<()> {
         let claim = self.claim_path(device_key);
         if read_claim(&claim).as_deref() == Some(state.file_name().as_str()) {
             remove_if_present(&claim)?;
         }
-        remove_if_present(&self.path_of(&state.container_id, &state.ifname))?;
-        sync_dir(&self.dir)
-    }
-
-    /// Removes a state file that could not be parsed (its claim goes stale by itself).
-    pub fn remove_unreadable(&self, container_id: &str, ifname: &str) -> Result<()> {
-        remove_if_present(&self.path_of(container_id, ifname))?;
-        sync_dir(&self.dir)
+        remove_if_present(&self.path_of(&state.container_id, &state.ifname))
     }
 
     /// Serialises every operation on one attachment (ADD vs DEL of the same pod interface).
