@@ -143,6 +143,17 @@ impl AttachmentState {
         )
     }
 
+    /// Every key this attachment claims its device under: the device key, and the host name
+    /// so that a second pod selecting the device by `device` hears who has it.
+    pub fn claim_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.device_key()];
+        let by_name = name_key(&self.host.name);
+        if !keys.contains(&by_name) && !self.host.name.is_empty() {
+            keys.push(by_name);
+        }
+        keys
+    }
+
     /// The state file's name, which is also what a claim symlink points at.
     pub fn file_name(&self) -> String {
         state_file_name(&self.container_id, &self.ifname)
@@ -157,8 +168,12 @@ pub fn device_key(pci: Option<&PciAddress>, mac: Option<&MacAddress>, name: &str
     match (pci, mac) {
         (Some(p), _) => pci_key(p),
         (None, Some(m)) => format!("mac-{}", m.to_string().replace(':', "")),
-        (None, None) => format!("name-{name}"),
+        (None, None) => name_key(name),
     }
+}
+
+pub fn name_key(ifname: &str) -> String {
+    format!("name-{ifname}")
 }
 
 fn state_file_name(container_id: &str, ifname: &str) -> String {
@@ -223,25 +238,29 @@ impl StateStore {
             .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))
     }
 
-    /// Writes `state` atomically (temp file in the same dir, fsync, rename) and points the
-    /// claim on `device_key` at it, then makes both durable with one fsync of the dir.
+    /// Writes `state` atomically (temp file in the same dir, fsync, rename) and points its
+    /// claims at it, then makes all of it durable with one fsync of the dir.
     /// A crash leaves either no state or a whole one, never a torn one.
-    pub fn save(&self, state: &AttachmentState, device_key: &str) -> Result<()> {
+    pub fn save(&self, state: &AttachmentState) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
         let mut bytes = serde_json::to_vec_pretty(state).expect("state always serialises");
         bytes.push(b'\n');
         self.write_atomically(&path, &bytes)?;
-        self.set_claim(device_key, &state.file_name())?;
+        for key in state.claim_keys() {
+            self.set_claim(&key, &state.file_name())?;
+        }
         sync_dir(&self.dir)
     }
 
-    /// Removes the state of an attachment and its claim on `device_key` (if it still holds it).
+    /// Removes the state of an attachment and the claims it still holds.
     /// Not fsynced: if a power loss brings the file back, the next DEL or GC restores a device
     /// that is already restored, which changes nothing.
-    pub fn remove(&self, state: &AttachmentState, device_key: &str) -> Result<()> {
-        let claim = self.claim_path(device_key);
-        if read_claim(&claim).as_deref() == Some(state.file_name().as_str()) {
-            remove_if_present(&claim)?;
+    pub fn remove(&self, state: &AttachmentState) -> Result<()> {
+        for key in state.claim_keys() {
+            let claim = self.claim_path(&key);
+            if read_claim(&claim).as_deref() == Some(state.file_name().as_str()) {
+                remove_if_present(&claim)?;
+            }
         }
         remove_if_present(&self.path_of(&state.container_id, &state.ifname))
     }
@@ -531,12 +550,12 @@ mod tests {
         let store = StateStore::open(&dir).unwrap();
         let s = sample_state("c1", "net1");
         assert_eq!(store.load("c1", "net1").unwrap(), None);
-        store.save(&s, &s.device_key()).unwrap();
+        store.save(&s).unwrap();
         assert_eq!(store.load("c1", "net1").unwrap(), Some(s.clone()));
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&store.path_of("c1", "net1")), 0o600);
-        store.remove(&s, &s.device_key()).unwrap();
-        store.remove(&s, &s.device_key()).unwrap();
+        store.remove(&s).unwrap();
+        store.remove(&s).unwrap();
         assert_eq!(store.load("c1", "net1").unwrap(), None);
     }
 
@@ -547,7 +566,7 @@ mod tests {
         let mut s = sample_state("c1", "net1");
         for mtu in [1400, 9000] {
             s.host.mtu = mtu;
-            store.save(&s, &s.device_key()).unwrap();
+            store.save(&s).unwrap();
             assert_eq!(store.load("c1", "net1").unwrap().unwrap().host.mtu, mtu);
         }
         let leftovers: Vec<_> = fs::read_dir(tmp.path())
@@ -608,7 +627,7 @@ mod tests {
         assert!(store.load("c1", "net1").is_err());
         // Saving replaces the link itself; the target is untouched.
         let s = sample_state("c1", "net1");
-        store.save(&s, &s.device_key()).unwrap();
+        store.save(&s).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"{}");
         assert!(!store
             .path_of("c1", "net1")
@@ -633,23 +652,32 @@ mod tests {
         let s = sample_state("c-1", "net-1");
         let key = s.device_key();
         assert_eq!(store.claim_of(&key).unwrap(), None);
-        store.save(&s, &key).unwrap();
+        store.save(&s).unwrap();
         let owner = Claim {
             container_id: "c-1".into(),
             ifname: "net-1".into(),
         };
         assert_eq!(store.claim_of(&key).unwrap(), Some(owner));
+        // The host name is claimed too, for `device` selectors.
+        assert_eq!(
+            store
+                .claim_of("name-enp94s0f1")
+                .unwrap()
+                .unwrap()
+                .container_id,
+            "c-1"
+        );
         // Another attachment's removal leaves the claim alone.
         let other = sample_state("c2", "net1");
-        store.remove(&other, &key).unwrap();
+        store.remove(&other).unwrap();
         assert!(store.claim_of(&key).unwrap().is_some());
         // The owner's state gone by other means: the claim is stale.
         fs::remove_file(store.path_of("c-1", "net-1")).unwrap();
         assert_eq!(store.claim_of(&key).unwrap(), None);
         // A stale claim is replaced by the next save.
-        store.save(&other, &key).unwrap();
+        store.save(&other).unwrap();
         assert_eq!(store.claim_of(&key).unwrap().unwrap().container_id, "c2");
-        store.remove(&other, &key).unwrap();
+        store.remove(&other).unwrap();
         assert!(tmp
             .path()
             .join(format!("claim-{key}"))

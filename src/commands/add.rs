@@ -39,10 +39,16 @@ pub fn add(ctx: &Context) -> Result<Value> {
             env.container_id, env.ifname
         )));
     }
-    // A device selected by PCI address is claimed under that address: say who has it even
-    // when it is away in their pod (and so not on the host to be resolved).
-    if let Some(pci) = &conf.selector.pci {
-        ensure_unclaimed(&store, &state::pci_key(pci), &conf.selector.describe())?;
+    // A device is claimed under its PCI address and host name: say who has it even when it
+    // is away in their pod (and so not on the host to be resolved).
+    let selected_keys = conf
+        .selector
+        .pci
+        .iter()
+        .map(state::pci_key)
+        .chain(conf.selector.device.iter().map(|d| state::name_key(d)));
+    for key in selected_keys {
+        ensure_unclaimed(&store, &key, &conf.selector.describe())?;
     }
 
     let host_nl = Netlink::connect()?;
@@ -86,7 +92,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
     };
     fault_point("after-capture");
     // Persist before anything moves: from here on a crash leaves what DEL needs.
-    store.save(&state, &key)?;
+    store.save(&state)?;
     fault_point("after-state-write");
     log_info!(
         "captured {} as {}",

@@ -196,5 +196,5 @@ fn move_out_of_pod(ns: &Path, state: &AttachmentState) -> Result<bool> {
 
 /// Drops the state and the device claim of an attachment whose device is settled.
 pub fn forget(store: &StateStore, state: &AttachmentState) -> Result<()> {
-    store.remove(state, &state.device_key())
+    store.remove(state)
 }
