@@ -2,7 +2,7 @@
 //! `host-device` plugin and gives it back intact.
 //!
 //! Layout: `cni` (protocol), `config` (network config), `device` (which NIC), `netlink` +
-//! `netns` (kernel requests), `snapshot` (capture/restore policy), `state` (on-disk state and
+//! `netns` (kernel requests), `rdma` (RDMA devices that follow their netdev), `snapshot` (capture/restore policy), `state` (on-disk state and
 //! locks), `delegate` (exec host-device), `commands` (one module per CNI command).
 
 pub mod admin;
@@ -14,5 +14,6 @@ pub mod device;
 pub mod log;
 pub mod netlink;
 pub mod netns;
+pub mod rdma;
 pub mod snapshot;
 pub mod state;

@@ -63,6 +63,9 @@ pub struct AttachmentState {
     /// Temporary host name given before the move when the host name was taken in the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging_name: Option<String>,
+    /// RDMA devices bound to the netdev (moved with it in exclusive netns mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdma_devices: Vec<String>,
     #[serde(default)]
     pub pod: PodRef,
     pub created: String,
@@ -127,6 +130,9 @@ impl AttachmentState {
             },
             pod_ifname: string("podIfname").unwrap_or_else(|| ifname.to_owned()),
             staging_name: string("stagingName"),
+            rdma_devices: salvage_value(&text, "rdmaDevices")
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
             pod: PodRef::default(),
             created: String::new(),
         };
@@ -534,6 +540,7 @@ mod tests {
             },
             pod_ifname: "enp94s0f1".into(),
             staging_name: None,
+            rdma_devices: Vec::new(),
             pod: PodRef::default(),
             created: "2026-11-23T00:00:00.000Z".into(),
         }

@@ -27,6 +27,10 @@ pub enum ErrorCode {
     DelegateFailed = 103,
     DefaultRouteDevice = 104,
     CheckFailed = 105,
+    KvpPoolUnavailable = 110,
+    KvpNoRecord = 111,
+    KvpMalformed = 112,
+    KvpNoEntry = 113,
 }
 
 #[derive(Debug)]
@@ -66,6 +70,14 @@ pub enum Error {
     DefaultRouteDevice(String),
     /// CHECK found the attachment not as ADD left it.
     CheckFailed(String),
+    /// The Hyper-V KVP pool file is missing or unreadable.
+    KvpPoolUnavailable(String),
+    /// The KVP pool has no `IPoIB_Data` record.
+    KvpNoRecord(String),
+    /// The `IPoIB_Data` record does not parse.
+    KvpMalformed(String),
+    /// The record lists no address for this interface's MAC.
+    KvpNoEntry(String),
 }
 
 impl Error {
@@ -85,6 +97,10 @@ impl Error {
             Error::Delegate { .. } => ErrorCode::DelegateFailed,
             Error::DefaultRouteDevice(_) => ErrorCode::DefaultRouteDevice,
             Error::CheckFailed(_) => ErrorCode::CheckFailed,
+            Error::KvpPoolUnavailable(_) => ErrorCode::KvpPoolUnavailable,
+            Error::KvpNoRecord(_) => ErrorCode::KvpNoRecord,
+            Error::KvpMalformed(_) => ErrorCode::KvpMalformed,
+            Error::KvpNoEntry(_) => ErrorCode::KvpNoEntry,
         }
     }
 
@@ -153,7 +169,11 @@ impl fmt::Display for Error {
             | Error::DeviceNotFound(m)
             | Error::DeviceClaimed(m)
             | Error::DefaultRouteDevice(m)
-            | Error::CheckFailed(m) => f.write_str(m),
+            | Error::CheckFailed(m)
+            | Error::KvpPoolUnavailable(m)
+            | Error::KvpNoRecord(m)
+            | Error::KvpMalformed(m)
+            | Error::KvpNoEntry(m) => f.write_str(m),
             Error::InvalidEnvironment { var, reason } => write!(f, "invalid {var}: {reason}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Netlink {
@@ -215,6 +235,10 @@ mod tests {
             ),
             (Error::DefaultRouteDevice("d".into()), 104),
             (Error::CheckFailed("c".into()), 105),
+            (Error::KvpPoolUnavailable("k".into()), 110),
+            (Error::KvpNoRecord("k".into()), 111),
+            (Error::KvpMalformed("k".into()), 112),
+            (Error::KvpNoEntry("k".into()), 113),
         ];
         for (err, code) in cases {
             assert_eq!(err.code() as u32, code, "{err:?}");

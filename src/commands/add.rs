@@ -13,6 +13,7 @@ use crate::delegate::Delegate;
 use crate::device::{self, Resolved, Sysfs};
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
+use crate::rdma::{self, RdmaSystem};
 use crate::snapshot::{apply_routes, HostInterface};
 use crate::state::{self, AttachmentState, PodRef, StateStore};
 use crate::{log_debug, log_error, log_info};
@@ -71,6 +72,8 @@ pub fn add(ctx: &Context) -> Result<Value> {
     }
 
     let naming = choose_names(ctx, &host, pod_ns)?;
+    // Read before the move: /sys/class/net only shows this netns.
+    let rdma_devices = rdma::devices_of(Path::new("/sys"), pci.as_ref(), &host.name);
     let state = AttachmentState {
         schema: state::SCHEMA_VERSION,
         container_id: env.container_id.clone(),
@@ -83,6 +86,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
         host,
         pod_ifname: naming.pod_ifname,
         staging_name: naming.staging_name,
+        rdma_devices,
         pod: PodRef {
             namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
             name: env.arg("K8S_POD_NAME").map(str::to_owned),
@@ -218,6 +222,7 @@ fn attach(
     })?;
     // With the user's own IPAM the captured gateways may not be reachable: their IPAM owns
     // routing then.
+    attach_rdma(&state.rdma_devices, Path::new(&ctx.env.netns))?;
     if conf.ipam.is_none() && !host.routes.is_empty() {
         add_routes_in_pod(Path::new(&ctx.env.netns), &state.pod_ifname, host)?;
         for r in &host.routes {
@@ -225,6 +230,21 @@ fn attach(
         }
     }
     Ok(result)
+}
+
+/// In exclusive RDMA netns mode the RDMA devices of the NIC follow it into the pod.
+fn attach_rdma(devices: &[String], pod_ns: &Path) -> Result<()> {
+    let system = rdma::NetlinkRdma;
+    match rdma::plan(system.netns_mode()?, devices) {
+        rdma::Plan::Nothing(why) => {
+            log_debug!("RDMA: nothing to move ({why})");
+            Ok(())
+        }
+        rdma::Plan::Move(devices) => {
+            log_info!("RDMA: moving {} into the pod", devices.join(", "));
+            rdma::move_into(&system, &devices, pod_ns)
+        }
+    }
 }
 
 fn add_routes_in_pod(pod_ns: &Path, pod_ifname: &str, host: &HostInterface) -> Result<()> {

@@ -15,8 +15,9 @@ use crate::delegate::Delegate;
 use crate::device::Sysfs;
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
+use crate::rdma::{self, RdmaSystem};
 use crate::state::{AttachmentState, StateStore};
-use crate::{log_error, log_info};
+use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -30,6 +31,8 @@ pub fn release(
     let host_nl = Netlink::connect()?;
     let mut found = None;
     for ns in &pod_namespaces {
+        // RDMA devices first: they are only addressable from the pod they were moved into.
+        detach_rdma(&state.rdma_devices, ns);
         if let Some(d) = delegate {
             if let Err(e) = delegate_del(ctx, d, ns, state) {
                 // Not fatal: the device may never have reached the pod, or be elsewhere already.
@@ -67,6 +70,28 @@ pub fn release(
     }
     log_info!("restored {} (found as {})", state.host.summary(), link.name);
     forget(store, state)
+}
+
+/// Brings the RDMA devices of an exclusive-mode attachment back from `pod_ns`. Best effort:
+/// a device already back (or never moved) is not an error, and a dead netns returns its
+/// RDMA devices to the host by itself.
+fn detach_rdma(devices: &[String], pod_ns: &Path) {
+    if devices.is_empty() {
+        return;
+    }
+    let system = rdma::NetlinkRdma;
+    let outcome = system
+        .netns_mode()
+        .and_then(|mode| match rdma::plan(mode, devices) {
+            rdma::Plan::Nothing(why) => {
+                log_debug!("RDMA: nothing to move back ({why})");
+                Ok(())
+            }
+            rdma::Plan::Move(devices) => rdma::move_back(&system, &devices, pod_ns),
+        });
+    if let Err(e) = outcome {
+        log_info!("RDMA: could not move {} back: {e}", devices.join(", "));
+    }
 }
 
 /// The pod netns that still exist: the one DEL names, then the one ADD recorded (a runtime
