@@ -45,7 +45,7 @@ step() {
 }
 
 ensure_packages() {
-    local -a wanted=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux podman runc busybox-static)
+    local -a wanted=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux podman runc busybox-static python3-yaml)
     local -a missing=()
     local p
     for p in "${wanted[@]}"; do

@@ -22,10 +22,7 @@ fn main() -> ExitCode {
     let read = std::io::stdin().read_to_end(&mut stdin);
     let outcome = command.and_then(|c| {
         read.map_err(|e| Error::io("read stdin", e))?;
-        commands::run(c, &stdin).map_err(|e| {
-            commands::log_failure(c, &e);
-            e
-        })
+        commands::run(c, &stdin).inspect_err(|e| commands::log_failure(c, e))
     });
     let mut stdout = std::io::stdout().lock();
     match outcome {

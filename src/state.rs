@@ -208,7 +208,26 @@ pub struct StateStore {
 
 /// An exclusive flock; released when dropped.
 pub struct Lock {
-    _flock: Flock<File>,
+    flock: Flock<File>,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Deletes the lock file while still holding it (an attachment that is gone for good), so
+    /// lock files do not pile up. Waiters notice the file was replaced and lock the new one.
+    pub fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+        drop(self.flock);
+    }
+
+    /// Whether the file we hold is still the one at `path` (not removed meanwhile).
+    fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.path.symlink_metadata(), self.flock.metadata()) {
+            (Ok(on_disk), Ok(held)) => on_disk.ino() == held.ino() && on_disk.dev() == held.dev(),
+            _ => false,
+        }
+    }
 }
 
 impl StateStore {
@@ -297,7 +316,18 @@ impl StateStore {
         let mut file = open()?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(flock) => return Ok(Lock { _flock: flock }),
+                Ok(flock) => {
+                    let lock = Lock {
+                        flock,
+                        path: path.clone(),
+                    };
+                    if lock.is_current() {
+                        return Ok(lock);
+                    }
+                    // The holder removed the file before we got it: lock the new one.
+                    drop(lock);
+                    file = open()?;
+                }
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
                     file = f;
                     std::thread::sleep(Duration::from_millis(20));
@@ -709,6 +739,36 @@ mod tests {
         assert_eq!(s.device_key(), "mac-020000000001");
         s.host.mac = None;
         assert_eq!(s.device_key(), "name-enp94s0f1");
+    }
+
+    #[test]
+    fn a_removed_lock_file_is_not_shared_by_two_holders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let first = store.lock_attachment("c1", "net1").unwrap();
+        let lock_file = tmp.path().join("locks/att-c1-net1.lock");
+        assert!(lock_file.exists());
+        first.remove();
+        assert!(!lock_file.exists(), "removed while held");
+        // The next operation gets a fresh lock file and nobody else can hold it too.
+        let second = store.lock_attachment("c1", "net1").unwrap();
+        assert!(second.is_current());
+        let third = StateStore::open(tmp.path()).unwrap();
+        let dir = tmp.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let _l = StateStore::open(&dir)
+                .unwrap()
+                .lock_attachment("c1", "net1")
+                .unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !waiter.is_finished(),
+            "the waiter must wait for the current holder"
+        );
+        second.remove();
+        waiter.join().unwrap();
+        drop(third);
     }
 
     #[test]
