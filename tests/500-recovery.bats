@@ -39,25 +39,7 @@ run_plugin_env() {
     echo "# run_plugin_env $extra $cmd: status $status stdout: $output stderr: $stderr"
 }
 
-# The kernel's hand-back of a physical NIC when its netns dies, simulated for a
-# veth (which would die with the netns): DOWN, no addresses, renamed, on the host.
-hand_back_to_host() {
-    local pod_name=$1 new_name=$2
-    run_in_pod_ns ip link set "$pod_name" down
-    run_in_pod_ns ip link set "$pod_name" name "$new_name"
-    run_in_pod_ns ip link set "$new_name" netns "$HOST_NS_PID"
-    run_in_host_ns ip addr flush dev "$new_name"
-}
 
-kill_pod_netns() {
-    kill -9 "$POD_NS_PID"
-    local i
-    for i in $(seq 1 100); do
-        [[ -e $POD_NETNS ]] || return 0
-        sleep 0.02
-    done
-    die "pod netns $POD_NETNS did not go away"
-}
 
 @test "netns gone: DEL finds the NIC the kernel handed back as net1, DOWN, without IPs, and restores it" {
     rich_nic

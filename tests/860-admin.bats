@@ -56,27 +56,7 @@ assert_nic_restored() {
     [[ ! -e $(state_file "$CID" net1) ]] || die "state file still there: $(cat "$(state_file "$CID" net1)")"
 }
 
-# The kernel's hand-back of a physical NIC when its netns dies, simulated for a
-# veth (which would die with the netns): DOWN, no addresses, renamed, on the host.
-# (Same as tests/500-recovery.bats.)
-hand_back_to_host() {
-    local pod_name=$1 new_name=$2
-    run_in_pod_ns ip link set "$pod_name" down
-    run_in_pod_ns ip link set "$pod_name" name "$new_name"
-    run_in_pod_ns ip link set "$new_name" netns "$HOST_NS_PID"
-    run_in_host_ns ip addr flush dev "$new_name"
-}
 
-kill_pod_netns() {
-    kill -9 "$POD_NS_PID"
-    wait "$POD_NS_PID" 2>/dev/null || true
-    local i
-    for i in $(seq 1 100); do
-        [[ -e $POD_NETNS ]] || return 0
-        sleep 0.02
-    done
-    die "pod netns $POD_NETNS did not go away"
-}
 
 # A runtime that never calls DEL, and a pod netns that died: the NIC is on the
 # host as dev3, DOWN, without addresses; the state file is still there.

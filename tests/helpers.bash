@@ -263,6 +263,28 @@ state_file() {
     echo "$STATE_DIR/$1-$2.json"
 }
 
+# The kernel's hand-back of a physical NIC when its netns dies, simulated for a
+# veth (which would die with the netns): DOWN, no addresses, renamed, on the host.
+hand_back_to_host() {
+    local pod_name=$1 new_name=$2
+    run_in_pod_ns ip link set "$pod_name" down
+    run_in_pod_ns ip link set "$pod_name" name "$new_name"
+    run_in_pod_ns ip link set "$new_name" netns "$HOST_NS_PID"
+    run_in_host_ns ip addr flush dev "$new_name"
+}
+
+# Kills the pod's netns holder and waits until its netns is gone.
+kill_pod_netns() {
+    kill -9 "$POD_NS_PID"
+    wait "$POD_NS_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 100); do
+        [[ -e $POD_NETNS ]] || return 0
+        sleep 0.02
+    done
+    die "pod netns $POD_NETNS did not go away"
+}
+
 ###########################################################################
 # running the plugin
 ###########################################################################
