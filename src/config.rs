@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::cni::{CniVersion, Error};
+pub use crate::device::Selector;
 use crate::device::{MacAddress, PciAddress};
 use crate::log::LogLevel;
 
@@ -22,46 +23,6 @@ pub enum PodInterfaceName {
     Host,
     /// Use `CNI_IFNAME` (`net1`); what chained plugins such as `tuning` expect.
     Cni,
-}
-
-/// How the runtime asked us to find the device. Every selector given must agree.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Selector {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pci: Option<PciAddress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hwaddr: Option<MacAddress>,
-}
-
-impl Selector {
-    /// ADD needs a device; DEL, CHECK, GC and STATUS work from the saved state (and the NAD a
-    /// runtime passes to GC carries no per-pod deviceID).
-    pub fn require_some(&self) -> Result<()> {
-        if *self == Selector::default() {
-            return Err(Error::InvalidConfig(
-                "no device selected: set \"deviceID\" (Multus injects it from the device plugin), \
-                 \"device\" (interface name) or \"hwaddr\" (MAC address)"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(p) = &self.pci {
-            parts.push(format!("PCI {p}"));
-        }
-        if let Some(d) = &self.device {
-            parts.push(format!("device {d}"));
-        }
-        if let Some(m) = &self.hwaddr {
-            parts.push(format!("hwaddr {m}"));
-        }
-        parts.join(", ")
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cni::Error;
-use crate::config::Selector;
 use crate::netlink::{Link, Netlink};
 
 /// A PCI function address in canonical form, `0000:5e:00.1` (domain:bus:device.function).
@@ -115,6 +114,46 @@ impl TryFrom<String> for MacAddress {
 impl From<MacAddress> for String {
     fn from(m: MacAddress) -> String {
         m.to_string()
+    }
+}
+
+/// How the runtime asked us to find the device. Every selector given must agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<PciAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hwaddr: Option<MacAddress>,
+}
+
+impl Selector {
+    /// ADD needs a device; DEL, CHECK, GC and STATUS work from the saved state (and the NAD a
+    /// runtime passes to GC carries no per-pod deviceID).
+    pub fn require_some(&self) -> Result<(), Error> {
+        if *self == Selector::default() {
+            return Err(Error::InvalidConfig(
+                "no device selected: set \"deviceID\" (Multus injects it from the device plugin), \
+                 \"device\" (interface name) or \"hwaddr\" (MAC address)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.pci {
+            parts.push(format!("PCI {p}"));
+        }
+        if let Some(d) = &self.device {
+            parts.push(format!("device {d}"));
+        }
+        if let Some(m) = &self.hwaddr {
+            parts.push(format!("hwaddr {m}"));
+        }
+        parts.join(", ")
     }
 }
 
