@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod delegate;
 pub mod device;
+pub mod kvp;
 pub mod log;
 pub mod netlink;
 pub mod netns;
