@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cni::{CniVersion, Environment, Error};
 use crate::commands::{release_attachment, Context};
-use crate::config::{NetConf, PodInterfaceName, Selector, DEFAULT_DELEGATE, DEFAULT_STATE_DIR};
+use crate::config::{NetConf, DEFAULT_STATE_DIR};
 use crate::device::Sysfs;
 use crate::log::{self, LogLevel};
 use crate::netlink::Netlink;
@@ -297,6 +297,18 @@ fn restore(o: &Options) -> Result<(), String> {
     }
 }
 
+/// The network config DEL would have had, rebuilt from defaults and what the state recorded.
+fn restore_config(state: &AttachmentState, state_dir: &Path) -> Result<NetConf, Error> {
+    let version = CniVersion::parse(&state.cni_version).unwrap_or(CniVersion::LATEST);
+    let conf = serde_json::json!({
+        "cniVersion": version.as_str(),
+        "name": if state.network.is_empty() { "restore" } else { &state.network },
+        "type": "amd-host-device",
+        "stateDir": state_dir,
+    });
+    NetConf::parse(conf.to_string().as_bytes())
+}
+
 fn restore_one(store: &StateStore, state: &AttachmentState, state_dir: &Path) -> Result<(), Error> {
     let _lock = store.lock_attachment(&state.container_id, &state.ifname)?;
     let _device_lock = store.lock_device(&state.device_key())?;
@@ -308,20 +320,7 @@ fn restore_one(store: &StateStore, state: &AttachmentState, state_dir: &Path) ->
             args: String::new(),
             path: Vec::new(),
         },
-        conf: NetConf {
-            cni_version: CniVersion::parse(&state.cni_version).unwrap_or(CniVersion::LATEST),
-            name: state.network.clone(),
-            selector: Selector::default(),
-            ipam: None,
-            pod_interface_name: PodInterfaceName::default(),
-            state_dir: state_dir.to_path_buf(),
-            delegate: DEFAULT_DELEGATE.into(),
-            log_file: None,
-            log_level: LogLevel::Info,
-            allow_default_route_device: false,
-            prev_result: None,
-            valid_attachments: None,
-        },
+        conf: restore_config(state, state_dir)?,
     };
     release_attachment(&ctx, store, state)
 }

@@ -25,6 +25,18 @@ pub enum PodInterfaceName {
     Cni,
 }
 
+/// Where the addresses the pod gets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressSource {
+    /// The global addresses captured on the host interface.
+    #[default]
+    Interface,
+    /// The IPoIB address Hyper-V KVP publishes for the interface's MAC (Azure).
+    Kvp,
+    /// The interface's addresses if it has any, else the KVP address if a pool exists.
+    Auto,
+}
+
 #[derive(Debug, Clone)]
 pub struct NetConf {
     pub cni_version: CniVersion,
@@ -38,6 +50,9 @@ pub struct NetConf {
     pub log_file: Option<PathBuf>,
     pub log_level: LogLevel,
     pub allow_default_route_device: bool,
+    pub address_source: AddressSource,
+    pub kvp_pool_file: PathBuf,
+    pub kvp_prefix_length: u8,
     pub prev_result: Option<Value>,
     /// `cni.dev/valid-attachments` (GC).
     pub valid_attachments: Option<Vec<ValidAttachment>>,
@@ -67,6 +82,9 @@ struct RawConf {
     log_file: Option<String>,
     log_level: Option<String>,
     allow_default_route_device: bool,
+    address_source: Option<String>,
+    kvp_pool_file: Option<String>,
+    kvp_prefix_length: Option<Value>,
     prev_result: Option<Value>,
     valid_attachments: Option<Vec<ValidAttachment>>,
 }
@@ -107,6 +125,9 @@ impl RawConf {
             log_file: string("logFile")?,
             log_level: string("logLevel")?,
             allow_default_route_device,
+            address_source: string("addressSource")?,
+            kvp_pool_file: string("kvpPoolFile")?,
+            kvp_prefix_length: obj.get("kvpPrefixLength").cloned().filter(|v| !v.is_null()),
             prev_result: obj.get("prevResult").cloned().filter(|v| !v.is_null()),
             valid_attachments,
         })
@@ -132,6 +153,28 @@ fn parse_pod_interface_name(v: Option<&str>) -> Result<PodInterfaceName> {
         Some(other) => Err(Error::InvalidConfig(format!(
             "\"podInterfaceName\" {other:?} must be \"host\" or \"cni\""
         ))),
+    }
+}
+
+fn parse_address_source(v: Option<&str>) -> Result<AddressSource> {
+    match v {
+        None | Some("interface") => Ok(AddressSource::Interface),
+        Some("kvp") => Ok(AddressSource::Kvp),
+        Some("auto") => Ok(AddressSource::Auto),
+        Some(other) => Err(Error::InvalidConfig(format!(
+            "\"addressSource\" {other:?} must be \"interface\", \"kvp\" or \"auto\""
+        ))),
+    }
+}
+
+fn parse_prefix_length(v: Option<&Value>) -> Result<u8> {
+    match v {
+        None => Ok(crate::kvp::DEFAULT_PREFIX_LEN),
+        Some(n) => n
+            .as_u64()
+            .filter(|n| (1..=32).contains(n))
+            .map(|n| n as u8)
+            .ok_or_else(|| wrong_type("kvpPrefixLength", "an integer from 1 to 32")),
     }
 }
 
@@ -188,6 +231,13 @@ impl NetConf {
                 "\"delegate\" {delegate:?} must be a plugin name, not a path"
             )));
         }
+        let address_source = parse_address_source(raw.address_source.as_deref())?;
+        if ipam.is_some() && address_source != AddressSource::Interface {
+            return Err(Error::InvalidConfig(
+                "\"ipam\" and \"addressSource\" both choose the pod's addresses; set only one"
+                    .into(),
+            ));
+        }
         Ok(NetConf {
             cni_version,
             name,
@@ -199,6 +249,10 @@ impl NetConf {
             log_file: absolute_path("logFile", raw.log_file.as_deref())?,
             log_level: parse_log_level(raw.log_level.as_deref())?,
             allow_default_route_device: raw.allow_default_route_device,
+            address_source,
+            kvp_pool_file: absolute_path("kvpPoolFile", raw.kvp_pool_file.as_deref())?
+                .unwrap_or_else(|| PathBuf::from(crate::kvp::DEFAULT_POOL)),
+            kvp_prefix_length: parse_prefix_length(raw.kvp_prefix_length.as_ref())?,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments,
         })
@@ -407,6 +461,37 @@ mod tests {
             c[field] = value;
             let m = msg(c);
             assert!(m.starts_with(expected), "{field}: {m}");
+        }
+    }
+
+    #[test]
+    fn address_source_and_kvp_keys() {
+        let c = parse(json!({"cniVersion": "1.0.0", "name": "n"})).unwrap();
+        assert_eq!(c.address_source, AddressSource::Interface);
+        assert_eq!(
+            c.kvp_pool_file,
+            PathBuf::from("/var/lib/hyperv/.kvp_pool_0")
+        );
+        assert_eq!(c.kvp_prefix_length, 16);
+        let c = parse(
+            json!({"cniVersion": "1.0.0", "name": "n", "addressSource": "auto",
+            "kvpPoolFile": "/tmp/pool", "kvpPrefixLength": 24}),
+        )
+        .unwrap();
+        assert_eq!(c.address_source, AddressSource::Auto);
+        assert_eq!(c.kvp_prefix_length, 24);
+        for bad in [
+            json!({"addressSource": "dhcp"}),
+            json!({"kvpPrefixLength": 33}),
+            json!({"kvpPrefixLength": "16"}),
+            json!({"kvpPoolFile": "pool"}),
+            json!({"addressSource": "kvp", "ipam": {"type": "static"}}),
+        ] {
+            let mut c = json!({"cniVersion": "1.0.0", "name": "n"});
+            c.as_object_mut()
+                .unwrap()
+                .extend(bad.as_object().unwrap().clone());
+            assert_eq!(code_of(c.clone()), 7, "{c}");
         }
     }
 

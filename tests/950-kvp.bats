@@ -267,3 +267,53 @@ assert_msg_contains() {
     assert_link_up host "$NIC"
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 }
+
+@test "amd-host-device addressSource \"kvp\": the pod gets the KVP address instead of the captured ones; DEL restores them" {
+    standard_nic
+    add_route 10.99.0.0/16 10.77.0.1 "$NIC"
+    run_in_host_ns ip link set "$NIC" address "$MAC_A"
+    make_pool "$POOL" "$TWO_PAIRS"
+    local config
+    config=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" --arg pool "$POOL" \
+        '{deviceID: $pci, addressSource: "kvp", kvpPoolFile: $pool, kvpPrefixLength: 20}')")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    assert_addrs pod "$NIC" "$IP_A/20"
+    assert_result_addrs "$IP_A/20"
+    # the captured gateway is not reachable from the KVP subnet: no captured routes in the pod
+    assert_no_route pod 10.99.0.0/16
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+    assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
+}
+
+@test "amd-host-device addressSource \"auto\": a NIC without addresses gets its KVP address, one with addresses keeps them" {
+    make_nic "a${TID}" 0000:5e:00.5
+    run_in_host_ns ip link set "a${TID}" address "$MAC_A"
+    make_pool "$POOL" "$TWO_PAIRS"
+    local config
+    config=$(config_for "net-$TID" "$(jq -cn --arg pool "$POOL" \
+        '{deviceID: "0000:5e:00.5", addressSource: "auto", kvpPoolFile: $pool}')")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    assert_addrs pod "a${TID}" "$IP_A/16"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_addrs host "a${TID}"
+
+    standard_nic
+    config=$(config_for "net2-$TID" "$(jq -cn --arg pci "$PCI" --arg pool "$POOL" \
+        '{deviceID: $pci, addressSource: "auto", kvpPoolFile: $pool}')")
+    run_plugin ADD "${CID}b" "$POD_NETNS" net2 "$config"
+    assert_plugin_ok
+    assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
+    run_plugin DEL "${CID}b" "$POD_NETNS" net2 "$config"
+    assert_plugin_ok_silent
+
+    # "kvp" without a pool is an error (110) and nothing moves
+    config=$(config_for "net3-$TID" '{"deviceID": "0000:5e:00.5", "addressSource": "kvp", "kvpPoolFile": "/nonexistent/pool"}')
+    run_plugin ADD "${CID}c" "$POD_NETNS" net3 "$config"
+    assert_cni_error 110
+    assert_link_exists host "a${TID}"
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::release::release;
-use super::{fault_point, Context};
+use super::{addresses, fault_point, Context};
 use crate::cni::{CniResult, Command, Error};
 use crate::config::PodInterfaceName;
 use crate::delegate::Delegate;
@@ -204,7 +204,7 @@ fn attach(
         &conf.name,
         device_name,
         conf.ipam.as_ref(),
-        &host.addresses,
+        &addresses::for_pod(conf, host)?,
     );
     log_debug!(
         "delegate {} ADD config: {config}",
@@ -220,10 +220,9 @@ fn attach(
         ),
         details: String::new(),
     })?;
-    // With the user's own IPAM the captured gateways may not be reachable: their IPAM owns
-    // routing then.
     attach_rdma(&state.rdma_devices, Path::new(&ctx.env.netns))?;
-    if conf.ipam.is_none() && !host.routes.is_empty() {
+    // Captured gateways are only reachable where the captured addresses went.
+    if addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
         add_routes_in_pod(Path::new(&ctx.env.netns), &state.pod_ifname, host)?;
         for r in &host.routes {
             result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));

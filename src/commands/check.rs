@@ -54,7 +54,7 @@ pub fn check(ctx: &Context) -> Result<()> {
     })?;
     check_link(&link, &state)?;
     check_addresses(&nl.addresses(link.index)?, &prev, &state)?;
-    if ctx.conf.ipam.is_none() {
+    if super::addresses::captured_addresses_follow(&ctx.conf, &state.host) {
         check_routes(
             &nl.routes(link.index)?,
             &state.host.routes,

@@ -2,6 +2,7 @@
 //! rollback (and later GC) share.
 
 mod add;
+mod addresses;
 mod check;
 mod del;
 mod gc;

@@ -1,0 +1,166 @@
+//! Which addresses the pod gets: the ones captured on the host interface (default), or the
+//! IPoIB address Hyper-V KVP publishes for the interface's MAC (`addressSource`).
+
+use std::net::IpAddr;
+
+use crate::cni::Error;
+use crate::config::{AddressSource, NetConf};
+use crate::kvp;
+use crate::log_info;
+use crate::netlink::Address;
+use crate::snapshot::HostInterface;
+
+/// Whether the pod gets the host interface's own addresses, so its captured routes (whose
+/// gateways sit in those subnets) can follow it. With the user's IPAM, theirs own routing.
+pub fn captured_addresses_follow(conf: &NetConf, host: &HostInterface) -> bool {
+    conf.ipam.is_none()
+        && match conf.address_source {
+            AddressSource::Interface => true,
+            AddressSource::Kvp => false,
+            AddressSource::Auto => !host.addresses.is_empty(),
+        }
+}
+
+/// The addresses for the static IPAM block handed to host-device.
+pub fn for_pod(conf: &NetConf, host: &HostInterface) -> Result<Vec<Address>, Error> {
+    if captured_addresses_follow(conf, host) {
+        return Ok(host.addresses.clone());
+    }
+    if conf.ipam.is_some() {
+        return Ok(Vec::new()); // the user's IPAM is passed through instead
+    }
+    match (conf.address_source, from_kvp(conf, host)) {
+        (_, Ok(a)) => {
+            log_info!(
+                "{} gets {} from the KVP pool {}",
+                host.name,
+                a.cidr(),
+                conf.kvp_pool_file.display()
+            );
+            Ok(vec![a])
+        }
+        // "auto" on a machine without a KVP pool: the interface had nothing, nor does the pod.
+        (AddressSource::Auto, Err(Error::KvpPoolUnavailable(why))) => {
+            log_info!(
+                "{} has no global address and no KVP pool ({why})",
+                host.name
+            );
+            Ok(Vec::new())
+        }
+        (_, Err(e)) => Err(e),
+    }
+}
+
+fn from_kvp(conf: &NetConf, host: &HostInterface) -> Result<Address, Error> {
+    let mac = host.mac.as_ref().ok_or_else(|| {
+        Error::KvpNoEntry(format!(
+            "{} has no hardware address to look up in KVP",
+            host.name
+        ))
+    })?;
+    let ip = kvp::lookup(&conf.kvp_pool_file, mac.as_bytes())?;
+    Ok(Address {
+        ip: IpAddr::V4(ip),
+        prefix_len: conf.kvp_prefix_length,
+        flags: 0,
+        scope: 0,
+        broadcast: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MacAddress;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn conf(extra: serde_json::Value) -> NetConf {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "n"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        NetConf::parse(c.to_string().as_bytes()).unwrap()
+    }
+
+    fn host(addresses: &[&str]) -> HostInterface {
+        HostInterface {
+            name: "ib0".into(),
+            ifindex: 3,
+            mac: Some(MacAddress::parse("00:15:5d:33:ff:0b").unwrap()),
+            mtu: 2044,
+            up: true,
+            alias: None,
+            addresses: addresses
+                .iter()
+                .map(|a| Address {
+                    ip: a.parse().unwrap(),
+                    prefix_len: 24,
+                    flags: 0,
+                    scope: 0,
+                    broadcast: None,
+                })
+                .collect(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// A pool with one IPoIB_Data record, in hv_kvp_daemon's layout.
+    fn pool(dir: &Path, value: &str) -> std::path::PathBuf {
+        let mut record = vec![0u8; kvp::RECORD_SIZE];
+        record[..kvp::IPOIB_KEY.len()].copy_from_slice(kvp::IPOIB_KEY.as_bytes());
+        record[kvp::KEY_SIZE..kvp::KEY_SIZE + value.len()].copy_from_slice(value.as_bytes());
+        let path = dir.join("kvp_pool_0");
+        std::fs::write(&path, record).unwrap();
+        path
+    }
+
+    #[test]
+    fn interface_is_the_default() {
+        let c = conf(json!({}));
+        assert_eq!(
+            for_pod(&c, &host(&["192.0.2.7"])).unwrap()[0].cidr(),
+            "192.0.2.7/24"
+        );
+        assert!(captured_addresses_follow(&c, &host(&[])));
+    }
+
+    #[test]
+    fn kvp_and_auto_use_the_pool() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pool(tmp.path(), "NUMPAIRS:1|00155D33FF0B:172.16.1.9");
+        let kvp = conf(json!({"addressSource": "kvp", "kvpPoolFile": p}));
+        assert_eq!(
+            for_pod(&kvp, &host(&["192.0.2.7"])).unwrap()[0].cidr(),
+            "172.16.1.9/16"
+        );
+        assert!(!captured_addresses_follow(&kvp, &host(&["192.0.2.7"])));
+
+        let auto = conf(json!({"addressSource": "auto", "kvpPoolFile": p, "kvpPrefixLength": 24}));
+        assert_eq!(
+            for_pod(&auto, &host(&[])).unwrap()[0].cidr(),
+            "172.16.1.9/24"
+        );
+        assert_eq!(
+            for_pod(&auto, &host(&["192.0.2.7"])).unwrap()[0].cidr(),
+            "192.0.2.7/24"
+        );
+    }
+
+    #[test]
+    fn auto_without_a_pool_gives_nothing_and_kvp_without_one_fails() {
+        let missing = json!("/nonexistent/kvp_pool_0");
+        let auto = conf(json!({"addressSource": "auto", "kvpPoolFile": missing}));
+        assert!(for_pod(&auto, &host(&[])).unwrap().is_empty());
+        let kvp = conf(json!({"addressSource": "kvp", "kvpPoolFile": missing}));
+        assert_eq!(for_pod(&kvp, &host(&[])).unwrap_err().code() as u32, 110);
+    }
+
+    #[test]
+    fn a_mac_missing_from_the_pool_is_an_error_even_in_auto() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pool(tmp.path(), "NUMPAIRS:1|00155D000000:172.16.1.9");
+        let auto = conf(json!({"addressSource": "auto", "kvpPoolFile": p}));
+        assert_eq!(for_pod(&auto, &host(&[])).unwrap_err().code() as u32, 113);
+    }
+}
