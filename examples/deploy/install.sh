@@ -12,6 +12,8 @@
 #   CNI_BIN_DIR          the node's CNI bin directory as mounted in the container
 #                        (default /host/opt/cni/bin, i.e. hostPath /opt/cni/bin)
 #   SRC                  the binary to install (default /amd-host-device)
+#   IPAM_SRC             the kvp-ipoib-ipam binary, installed beside it when present
+#                        (default /kvp-ipoib-ipam)
 #   REQUIRE_HOST_DEVICE  true (default): fail when host-device is missing;
 #                        false: only warn (e.g. host-device lives in /usr/lib/cni
 #                        on the node, where amd-host-device also looks for it)
@@ -19,6 +21,7 @@
 set -eu
 
 SRC=${SRC:-/amd-host-device}
+IPAM_SRC=${IPAM_SRC:-/kvp-ipoib-ipam}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/host/opt/cni/bin}
 REQUIRE_HOST_DEVICE=${REQUIRE_HOST_DEVICE:-true}
 CHECK_INTERVAL=${CHECK_INTERVAL:-300}
@@ -43,14 +46,24 @@ usage() {
 install_plugin() {
     [ -d "$CNI_BIN_DIR" ] || fail "$CNI_BIN_DIR does not exist: mount the node's CNI bin directory (hostPath /opt/cni/bin) there"
     [ -f "$SRC" ] || fail "$SRC not found in the image"
-    tmp=$CNI_BIN_DIR/.$NAME.tmp.$$
-    trap 'rm -f "$tmp"' EXIT
-    cp "$SRC" "$tmp" || fail "cannot write $tmp (is $CNI_BIN_DIR mounted read-only?)"
-    chmod 0755 "$tmp"
-    mv -f "$tmp" "$DEST" || fail "cannot rename $tmp to $DEST"
-    trap - EXIT
+    copy_into_place "$SRC" "$DEST"
     version=$("$DEST" --version 2>&1) || fail "the installed $DEST does not run: $version"
     log "installed $DEST ($version)"
+    # The IPoIB IPAM plugin ships in the same image (Azure KVP addresses); optional.
+    if [ -f "$IPAM_SRC" ]; then
+        copy_into_place "$IPAM_SRC" "$CNI_BIN_DIR/kvp-ipoib-ipam"
+        log "installed $CNI_BIN_DIR/kvp-ipoib-ipam"
+    fi
+}
+
+# copy_into_place <src> <dest>
+copy_into_place() {
+    tmp=$CNI_BIN_DIR/.$(basename "$2").tmp.$$
+    trap 'rm -f "$tmp"' EXIT
+    cp "$1" "$tmp" || fail "cannot write $tmp (is $CNI_BIN_DIR mounted read-only?)"
+    chmod 0755 "$tmp"
+    mv -f "$tmp" "$2" || fail "cannot rename $tmp to $2"
+    trap - EXIT
 }
 
 check_reference_plugins() {
