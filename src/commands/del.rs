@@ -16,26 +16,22 @@ use crate::{log_error, log_info};
 pub fn del(ctx: &Context) -> Result<(), Error> {
     let (env, conf) = (&ctx.env, &ctx.conf);
     let store = StateStore::open(&conf.state_dir)?;
-    let attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
+    let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
     let state = match store.load(&env.container_id, &env.ifname) {
         Ok(Some(state)) => state,
         Ok(None) => {
             log_info!("no state for this attachment; nothing to do");
-            attachment_lock.remove();
             return Ok(());
         }
         Err(Error::Decode(why)) => salvage(ctx, &store, &why)?,
         Err(e) => return Err(e),
     };
-    let device_lock = store.lock_device(&state.device_key())?;
+    let _device_lock = store.lock_device(&state.device_key())?;
     // Without host-device we can still bring back a device that is already on the host.
     let delegate = Delegate::find(&conf.delegate, &env.path)
         .map_err(|e| log_info!("{e}; restoring without it"))
         .ok();
-    release(ctx, delegate.as_ref(), &store, &state)?;
-    drop(device_lock);
-    attachment_lock.remove();
-    Ok(())
+    release(ctx, delegate.as_ref(), &store, &state)
 }
 
 /// Rebuilds what it can of a corrupt state file, and completes it from the device itself
