@@ -211,3 +211,21 @@ $(diff -u <(echo "$bare_result") <(echo "$amd_result") | tail -n +3)"
 @test "result equals bare host-device+static for the same addresses (1.0.0)" {
     compare_with_bare_host_device 1.0.0
 }
+
+@test "policy routing: a route in a rule's table follows the NIC and comes back; the local table is left alone" {
+    standard_nic
+    run_in_host_ns ip rule add from 10.77.0.2 table 100 priority 1000
+    run_in_host_ns ip route add 10.98.0.0/16 via 10.77.0.1 dev "$NIC" table 100
+    run_in_host_ns ip route add 10.97.0.0/16 via 10.77.0.1 dev "$NIC" table 200 # no rule: not captured
+    conf=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\"}")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"
+    assert_plugin_ok
+    run_in_pod_ns ip -j route show table 100 | jq -e --arg d "$NIC" 'any(.[]; .dst == "10.98.0.0/16" and .dev == $d)' >/dev/null ||
+        die "table 100 route not in the pod: $(run_in_pod_ns ip route show table 100)"
+    jq -e '.host.routes | length == 1 and .[0].table == 100' "$(state_file "$CID" net1)" >/dev/null ||
+        die "captured routes: $(jq -c .host.routes "$(state_file "$CID" net1)")"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$conf"
+    assert_plugin_ok_silent
+    run_in_host_ns ip -j route show table 100 | jq -e --arg d "$NIC" 'any(.[]; .dst == "10.98.0.0/16" and .gateway == "10.77.0.1" and .dev == $d)' >/dev/null ||
+        die "table 100 route not restored: $(run_in_host_ns ip route show table 100)"
+}

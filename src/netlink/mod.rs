@@ -63,11 +63,28 @@ impl Netlink {
     }
 
     /// Sends one request and collects every payload of the reply (none for a plain ACK).
-    /// Always asks for an ACK and reads until the reply is complete, so the socket never
-    /// holds stale replies for the next request.
     fn exchange<P>(&self, ty: Rtm, flags: NlmF, payload: P, what: &str) -> Result<Vec<P>>
     where
         P: Size + ToBytes + FromBytesWithInput<Input = usize> + Debug + Clone,
+    {
+        let mut payloads = Vec::new();
+        self.exchange_with(ty, flags, payload, what, |p: &P| payloads.push(p.clone()))?;
+        Ok(payloads)
+    }
+
+    /// Sends one request and hands every payload of the reply to `each`.
+    /// Always asks for an ACK and reads until the reply is complete, so the socket never
+    /// holds stale replies for the next request.
+    fn exchange_with<P>(
+        &self,
+        ty: Rtm,
+        flags: NlmF,
+        payload: P,
+        what: &str,
+        mut each: impl FnMut(&P),
+    ) -> Result<()>
+    where
+        P: Size + ToBytes + FromBytesWithInput<Input = usize> + Debug,
     {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
@@ -80,7 +97,6 @@ impl Netlink {
             .build()
             .map_err(|e| build_error(what, e))?;
         self.socket.send(&msg).map_err(|e| socket_error(what, e))?;
-        let mut payloads = Vec::new();
         loop {
             let (replies, _) = self
                 .socket
@@ -92,14 +108,14 @@ impl Netlink {
                     continue; // a late reply to an earlier request
                 }
                 match reply.nl_payload() {
-                    NlPayload::Payload(p) => payloads.push(p.clone()),
+                    NlPayload::Payload(p) => each(p),
                     NlPayload::Err(e) => return Err(errno_error(what, -*e.error())),
                     // A failed dump ends with a negative error in its DONE message.
                     NlPayload::DumpExtAck(ack) if *ack.error() < 0 => {
                         return Err(errno_error(what, -*ack.error()))
                     }
-                    NlPayload::DumpExtAck(_) | NlPayload::Empty if dump => return Ok(payloads),
-                    NlPayload::Ack(_) if !dump => return Ok(payloads),
+                    NlPayload::DumpExtAck(_) | NlPayload::Empty if dump => return Ok(()),
+                    NlPayload::Ack(_) if !dump => return Ok(()),
                     _ => {}
                 }
             }

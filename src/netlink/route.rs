@@ -3,13 +3,14 @@
 use std::net::IpAddr;
 
 use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot};
-use neli::rtnl::{Rtmsg, RtmsgBuilder};
+use neli::consts::rtnl::{FrAct, Frattr, RtAddrFamily, RtScope, RtTable, Rta, Rtm, Rtn, Rtprot};
+use neli::rtnl::{Fibmsg, FibmsgBuilder, Rtmsg, RtmsgBuilder};
 use neli::types::RtBuffer;
 use serde::{Deserialize, Serialize};
 
 use super::{attr, build_error, ip_from_bytes, ip_to_bytes, is_exists, Netlink, Result};
 
+pub const RT_TABLE_DEFAULT: u32 = 253;
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RT_TABLE_LOCAL: u32 = 255;
 pub const RTPROT_KERNEL: u8 = 2;
@@ -62,29 +63,68 @@ impl Route {
 }
 
 impl Netlink {
-    /// Routes of every table whose output interface is link `index`, IPv4 then IPv6.
+    /// Routes whose output interface is link `index`, IPv4 then IPv6, from the main table and
+    /// every table a policy rule points at. Each dump names its table: the kernel then walks
+    /// only that table (never the local table, with an entry per address of the host).
     pub fn routes(&self, index: i32) -> Result<Vec<Route>> {
         let mut routes = Vec::new();
         for family in [RtAddrFamily::Inet, RtAddrFamily::Inet6] {
-            let what = format!("list {family:?} routes of link #{index}");
-            let mut attrs = RtBuffer::new();
-            attrs.push(attr(Rta::Oif, index as u32)?);
-            let msg = RtmsgBuilder::default()
-                .rtm_family(family)
-                .rtm_dst_len(0)
-                .rtm_src_len(0)
-                .rtm_tos(0)
-                .rtm_table(RtTable::Unspec)
-                .rtm_protocol(Rtprot::Unspec)
-                .rtm_scope(RtScope::Universe)
-                .rtm_type(Rtn::Unspec)
-                .rtattrs(attrs)
-                .build()
-                .map_err(|e| build_error(&what, e))?;
-            let replies = self.exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)?;
-            routes.extend(replies.iter().filter_map(|m| parse_route(m, index)));
+            for table in self.rule_tables(family)? {
+                routes.extend(self.routes_in_table(family, table, index)?);
+            }
         }
         Ok(routes)
+    }
+
+    /// The tables routing consults for `family`: main, plus those of non-default rules.
+    fn rule_tables(&self, family: RtAddrFamily) -> Result<Vec<u32>> {
+        let what = format!("list {family:?} routing rules");
+        let msg = FibmsgBuilder::default()
+            .fib_family(family)
+            .fib_dst_len(0)
+            .fib_src_len(0)
+            .fib_tos(0)
+            .fib_table(RtTable::Unspec)
+            .fib_action(FrAct::from(0u8))
+            .build()
+            .map_err(|e| build_error(&what, e))?;
+        let mut tables = vec![RT_TABLE_MAIN];
+        self.exchange_with(Rtm::Getrule, NlmF::DUMP, msg, &what, |rule: &Fibmsg| {
+            let table = rule
+                .rtattrs()
+                .get_attr_handle()
+                .get_attr_payload_as::<u32>(Frattr::Table)
+                .unwrap_or_else(|_| u32::from(u8::from(*rule.fib_table())));
+            // local holds no routes of ours; default (253) is empty unless a custom rule uses it.
+            if !matches!(table, 0 | RT_TABLE_DEFAULT | RT_TABLE_LOCAL) && !tables.contains(&table) {
+                tables.push(table);
+            }
+        })?;
+        Ok(tables)
+    }
+
+    fn routes_in_table(&self, family: RtAddrFamily, table: u32, index: i32) -> Result<Vec<Route>> {
+        let what = format!("list {family:?} routes of link #{index} in table {table}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Rta::Oif, index as u32)?);
+        attrs.push(attr(Rta::Table, table)?);
+        let msg = RtmsgBuilder::default()
+            .rtm_family(family)
+            .rtm_dst_len(0)
+            .rtm_src_len(0)
+            .rtm_tos(0)
+            .rtm_table(RtTable::Unspec)
+            .rtm_protocol(Rtprot::Unspec)
+            .rtm_scope(RtScope::Universe)
+            .rtm_type(Rtn::Unspec)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| build_error(&what, e))?;
+        let replies = self.exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)?;
+        Ok(replies
+            .iter()
+            .filter_map(|m| parse_route(m, index))
+            .collect())
     }
 
     /// Adds `r` through link `index`; a route that is already there counts as added.
