@@ -51,6 +51,15 @@ pub fn configure(level: LogLevel, file: Option<&Path>, context: String) {
     l.context = context;
 }
 
+/// Adds the device (once it is known) to the context every later line carries.
+pub fn set_device(name: &str) {
+    let mut l = logger().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = l.context.find(" device=") {
+        l.context.truncate(i);
+    }
+    l.context.push_str(&format!(" device={name}"));
+}
+
 pub fn enabled(level: LogLevel) -> bool {
     level <= logger().lock().unwrap_or_else(|e| e.into_inner()).level
 }

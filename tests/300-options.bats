@@ -164,6 +164,20 @@ load helpers
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\"}")"
     assert_plugin_ok
     [[ -s $LOG_FILE ]] || die "logFile $LOG_FILE is empty or missing after a debug-level ADD"
+    # one line per event: time, level, command, network, container, ifname, device, what happened
+    grep -qE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info ADD network=net-$TID container=$CID ifname=net1 device=$NIC captured $NIC " "$LOG_FILE" ||
+        die "no capture line in the expected format: $(cat "$LOG_FILE")"
+    grep -qE " info ADD .* device=$NIC attached $NIC to " "$LOG_FILE" || die "no outcome line: $(cat "$LOG_FILE")"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\"}")"
+    assert_plugin_ok_silent
+    grep -qE " info DEL .* device=$NIC restored $NIC " "$LOG_FILE" || die "no restore line: $(cat "$LOG_FILE")"
+    # info never logs a whole config; debug may
+    conf=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"logLevel\":\"info\",\"logFile\":\"$WORKDIR/info.log\"}")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"
+    assert_plugin_ok
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$conf"
+    ! grep -q '"cniVersion"' "$WORKDIR/info.log" || die "a config was logged at info: $(cat "$WORKDIR/info.log")"
+    [[ -s $WORKDIR/info.log ]] || die "nothing logged at info"
 }
 
 # ---------------------------------------------------------------------------

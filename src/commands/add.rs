@@ -54,6 +54,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
 
     let host_nl = Netlink::connect()?;
     let Resolved { link, pci } = device::resolve(&conf.selector, &Sysfs::default(), &host_nl)?;
+    crate::log::set_device(&link.name);
     let key = state::device_key(pci.as_ref(), link.mac.as_ref(), &link.name);
     let _device_lock = store.lock_device(&key)?;
     ensure_unclaimed(&store, &key, &link.name)?;

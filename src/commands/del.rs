@@ -26,6 +26,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
         Err(Error::Decode(why)) => salvage(ctx, &store, &why)?,
         Err(e) => return Err(e),
     };
+    crate::log::set_device(&state.host.name);
     let _device_lock = store.lock_device(&state.device_key())?;
     // Without host-device we can still bring back a device that is already on the host.
     let delegate = Delegate::find(&conf.delegate, &env.path)

@@ -36,6 +36,7 @@ pub fn gc(ctx: &Context) -> Result<(), Error> {
         if state.network != ctx.conf.name {
             continue;
         }
+        crate::log::set_device(&state.host.name);
         let _device_lock = store.lock_device(&state.device_key())?;
         log_info!(
             "GC releases stale attachment {container_id}/{ifname} ({})",
