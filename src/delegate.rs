@@ -4,7 +4,7 @@
 //! generate so that it acts on exactly the interface we resolved.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
@@ -52,13 +52,16 @@ impl Delegate {
                 search_path.push(dir);
             }
         }
-        let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+        // Never exec ourselves: a misconfigured "delegate" would recurse forever. Same file
+        // means same device and inode (one stat each, where comparing canonical paths costs
+        // a readlink per path component).
+        let me = std::fs::metadata("/proc/self/exe")
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         let binary = search_path
             .iter()
             .map(|dir| dir.join(name))
-            .filter(|p| is_executable(p))
-            // Never exec ourselves: a misconfigured "delegate" would recurse forever.
-            .find(|p| p.canonicalize().ok() != me)
+            .find(|p| is_executable_other_than(p, me))
             .ok_or_else(|| {
                 Error::PluginNotAvailable(format!(
                     "delegate plugin {name:?} not found in CNI_PATH or {}; install the reference \
@@ -184,10 +187,10 @@ fn static_ipam(user_ipam: Option<&Value>, addresses: &[Address]) -> Option<Value
     Some(json!({ "type": "static", "addresses": list }))
 }
 
-fn is_executable(p: &Path) -> bool {
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+fn is_executable_other_than(p: &Path, me: Option<(u64, u64)>) -> bool {
+    p.metadata().is_ok_and(|m| {
+        m.is_file() && m.permissions().mode() & 0o111 != 0 && Some((m.dev(), m.ino())) != me
+    })
 }
 
 fn snippet(stdout: &str, stderr: &str) -> String {
@@ -268,6 +271,21 @@ mod tests {
         );
         let err = Delegate::find("no-such-plugin-xyz", &[]).unwrap_err();
         assert_eq!(err.code() as u32, 50);
+    }
+
+    #[test]
+    fn never_picks_itself_even_under_the_delegate_name() {
+        // A name that is in no default plugin directory.
+        const NAME: &str = "amd-host-device-selftest-delegate";
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let me = std::env::current_exe().unwrap();
+        std::os::unix::fs::symlink(&me, first.path().join(NAME)).unwrap();
+        fake_plugin(second.path(), NAME, "exit 0");
+        let path = [first.path(), second.path()].map(|p| p.to_string_lossy().into_owned());
+        let d = Delegate::find(NAME, &path).unwrap();
+        assert_eq!(d.binary(), second.path().join(NAME));
+        let err = Delegate::find(NAME, &path[..1]).unwrap_err();
+        assert_eq!(err.code() as u32, 50, "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! locks), `delegate` (exec host-device), `commands` (one module per CNI command).
 
 pub mod admin;
+pub mod arena;
 pub mod cni;
 pub mod commands;
 pub mod config;

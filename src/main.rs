@@ -3,8 +3,12 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use amd_host_device::arena::{Arena, PLUGIN_ARENA_BYTES};
 use amd_host_device::cni::{CniVersion, Command, Error};
 use amd_host_device::{admin, commands, config};
+
+#[global_allocator]
+static ALLOCATOR: Arena<PLUGIN_ARENA_BYTES> = Arena::new();
 
 fn main() -> ExitCode {
     // A person with arguments and no CNI_COMMAND gets the admin commands.

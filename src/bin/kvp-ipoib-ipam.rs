@@ -20,6 +20,11 @@ use amd_host_device::netlink::Netlink;
 use amd_host_device::netns::NetnsGuard;
 use amd_host_device::{config, kvp, log_error};
 
+/// Same one-command process as the plugin: same allocator (see `arena`).
+#[global_allocator]
+static ALLOCATOR: amd_host_device::arena::Arena<{ amd_host_device::arena::PLUGIN_ARENA_BYTES }> =
+    amd_host_device::arena::Arena::new();
+
 type Result<T> = std::result::Result<T, Error>;
 
 fn main() -> ExitCode {

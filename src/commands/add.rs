@@ -234,6 +234,9 @@ fn attach(
 
 /// In exclusive RDMA netns mode the RDMA devices of the NIC follow it into the pod.
 fn attach_rdma(devices: &[String], pod_ns: &Path) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
     let system = rdma::NetlinkRdma;
     match rdma::plan(system.netns_mode()?, devices) {
         rdma::Plan::Nothing(why) => {
