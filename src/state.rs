@@ -6,12 +6,19 @@
 //!   `claim-<device key>`            symlink naming the state file that owns a device (never
 //!                                   followed, only read with readlink)
 //!   `locks/<name>.lock`             flock targets, one per attachment and one per device
+//!   `.spare-<n>`                    state files of finished attachments, kept for reuse
 //!
 //! An ADD costs one file fsync and one directory fsync; a DEL none (see `remove`).
+//! A DEL parks its state file as a spare rather than deleting it, and the next ADD writes
+//! into a spare: deleting a file frees its data block, which was the slowest step of a DEL
+//! on ext4 (≈ 0.3 ms on the benchmark VM, mounted with `discard`), and a reused block needs
+//! no allocation at ADD either.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,6 +37,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// How long an operation waits for another one on the same attachment or device before
 /// telling the runtime to try again later (code 11).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many finished state files are kept for reuse; with every slot taken, a DEL deletes.
+const SPARE_SLOTS: usize = 8;
 
 /// Kubernetes identity from CNI_ARGS, for humans reading the state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,7 +287,25 @@ impl StateStore {
                 remove_if_present(&claim)?;
             }
         }
-        remove_if_present(&self.path_of(&state.container_id, &state.ifname))
+        self.retire(&self.path_of(&state.container_id, &state.ifname))
+    }
+
+    /// Takes a state file out of use: parked in a free spare slot, else deleted.
+    fn retire(&self, path: &Path) -> Result<()> {
+        for slot in 0..SPARE_SLOTS {
+            match rename_no_replace(path, &self.spare_path(slot)) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                // A filesystem without RENAME_NOREPLACE: plain delete.
+                Err(_) => break,
+            }
+        }
+        remove_if_present(path)
+    }
+
+    fn spare_path(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!(".spare-{slot}"))
     }
 
     /// Serialises every operation on one attachment (ADD vs DEL of the same pod interface).
@@ -403,18 +431,48 @@ impl StateStore {
         self.dir.join(format!("claim-{key}"))
     }
 
+    /// Temp file, write, fsync, rename: a crash leaves the old file or the new one.
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = path.parent().expect("state paths have a parent");
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
-        // tempfile creates 0600, O_EXCL, with a random name: nothing planted can be followed.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
+        let (tmp, file) = self
+            .temp_file()
             .map_err(|e| io("create temp file for", e))?;
-        tmp.write_all(bytes).map_err(|e| io("write", e))?;
-        tmp.as_file().sync_all().map_err(|e| io("fsync", e))?;
-        tmp.persist(path).map_err(|e| io("rename into", e.error))?;
-        Ok(())
+        let written = file
+            .write_all_at(bytes, 0)
+            .and_then(|()| file.set_len(bytes.len() as u64))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io("write", e))
+            .and_then(|()| fs::rename(&tmp, path).map_err(|e| io("rename into", e)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// A private file under a fresh random name in the state dir: a spare when one is
+    /// parked, else a new file.
+    fn temp_file(&self) -> std::io::Result<(PathBuf, File)> {
+        // pid and 64 random bits; a clash would only fail (O_EXCL, RENAME_NOREPLACE).
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{:016x}",
+            std::process::id(),
+            RandomState::new().hash_one(Instant::now())
+        ));
+        for slot in 0..SPARE_SLOTS {
+            // Renaming claims a spare atomically: two ADDs never write the same one.
+            if rename_no_replace(&self.spare_path(slot), &tmp).is_err() {
+                continue;
+            }
+            // Only a plain file that no other name shares is written into; anything else
+            // found in a slot (a link, a fifo, a hard link) is dropped.
+            match open_private(&tmp, false) {
+                Ok(file) if file.metadata().is_ok_and(|m| m.is_file() && m.nlink() == 1) => {
+                    return Ok((tmp, file))
+                }
+                _ => fs::remove_file(&tmp)?,
+            }
+        }
+        open_private(&tmp, true).map(|file| (tmp, file))
     }
 }
 
@@ -479,6 +537,42 @@ fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
     Ok(Some(bytes))
+}
+
+/// Opens read-write without following a symlink; `create` makes a new 0600 file (O_EXCL).
+fn open_private(path: &Path, create: bool) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(create)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// `rename` that fails with `AlreadyExists` instead of replacing `to`: the renameat2 system
+/// call, made directly because neither nix nor the musl that Rust bundles (our deployable
+/// build) wrap it.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let c =
+        |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::from);
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            nix::libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -596,6 +690,83 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    fn spares(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".spare-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_removed_state_file_is_parked_and_rewritten_whole_by_the_next_save() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let mut big = sample_state("c1", "net1");
+        big.host.alias = Some("x".repeat(3000));
+        store.save(&big).unwrap();
+        let inode = store.path_of("c1", "net1").metadata().unwrap().ino();
+        store.remove(&big).unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), None);
+        assert_eq!(spares(tmp.path()), [".spare-0"]);
+        assert_eq!(store.attachments().unwrap(), vec![]);
+        // A shorter state lands in the same file, with nothing of the old one left over.
+        let small = sample_state("c2", "net1");
+        store.save(&small).unwrap();
+        let path = store.path_of("c2", "net1");
+        assert_eq!(path.metadata().unwrap().ino(), inode);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(store.load("c2", "net1").unwrap(), Some(small));
+        assert!(spares(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn spares_are_bounded_and_never_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let states: Vec<_> = (0..SPARE_SLOTS + 3)
+            .map(|i| sample_state(&format!("c{i}"), "net1"))
+            .collect();
+        for (i, s) in states.iter().enumerate() {
+            let mut s = s.clone();
+            s.selector.pci = None;
+            s.pci_address = None;
+            s.host.name = format!("eth{i}");
+            store.save(&s).unwrap();
+        }
+        for s in &states {
+            store.remove(s).unwrap();
+        }
+        assert_eq!(spares(tmp.path()).len(), SPARE_SLOTS);
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".spare-") && n != "locks" && !n.starts_with("claim-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(store.attachments().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_planted_spare_is_never_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "precious").unwrap();
+        std::os::unix::fs::symlink(&outside, store.spare_path(0)).unwrap();
+        fs::hard_link(&outside, store.spare_path(1)).unwrap();
+        nix::unistd::mkfifo(&store.spare_path(2), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let s = sample_state("c1", "net1");
+        store.save(&s).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious");
+        assert_eq!(store.load("c1", "net1").unwrap(), Some(s));
+        assert!(spares(tmp.path()).is_empty(), "planted spares are dropped");
     }
 
     #[test]
