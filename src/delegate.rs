@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, Command as Process, Stdio};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -88,9 +88,16 @@ impl Delegate {
         ifname: &str,
         config: &Value,
     ) -> Result<Vec<u8>> {
+        self.start(command, env, ifname)?.finish(config)
+    }
+
+    /// Starts the delegate without its config: it starts up and then waits on stdin, since a
+    /// CNI plugin reads its whole config before it acts. ADD uses that wait to make its state
+    /// durable meanwhile.
+    pub fn start(&self, command: Command, env: &Environment, ifname: &str) -> Result<Started<'_>> {
         let cni_path = std::env::join_paths(&self.search_path)
             .map_err(|e| Error::invalid_env("CNI_PATH", e.to_string()))?;
-        let mut child = Process::new(&self.binary)
+        let child = Process::new(&self.binary)
             .env("CNI_COMMAND", command.as_str())
             .env("CNI_CONTAINERID", &env.container_id)
             .env("CNI_NETNS", &env.netns)
@@ -104,29 +111,11 @@ impl Delegate {
             .map_err(|e| {
                 Error::PluginNotAvailable(format!("cannot run {}: {e}", self.binary.display()))
             })?;
-        let input = serde_json::to_vec(config).expect("delegate config always serialises");
-        // A delegate that exits without reading stdin gives EPIPE here; its exit status tells more.
-        let _ = child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(&input);
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io(format!("wait for {}", self.binary.display()), e))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !stderr.trim().is_empty() {
-            crate::log_debug!(
-                "{} {} stderr: {}",
-                self.name,
-                command.as_str(),
-                stderr.trim()
-            );
-        }
-        if out.status.success() {
-            return Ok(out.stdout);
-        }
-        Err(self.failure(&out.stdout, &stderr, out.status))
+        Ok(Started {
+            delegate: self,
+            command,
+            child: Some(child),
+        })
     }
 
     fn failure(&self, stdout: &[u8], stderr: &str, status: std::process::ExitStatus) -> Error {
@@ -168,6 +157,55 @@ impl Delegate {
             conf["ipam"] = ipam;
         }
         conf
+    }
+}
+
+/// A delegate process waiting for its config. Dropped without [`Started::finish`], it is
+/// killed before it has read a config, so it has done nothing.
+pub struct Started<'a> {
+    delegate: &'a Delegate,
+    command: Command,
+    child: Option<Child>,
+}
+
+impl Started<'_> {
+    /// Hands the delegate its config and waits for it; its stdout on success, its CNI error
+    /// otherwise.
+    pub fn finish(mut self, config: &Value) -> Result<Vec<u8>> {
+        let d = self.delegate;
+        let mut child = self.child.take().expect("a started delegate has its child");
+        let input = serde_json::to_vec(config).expect("delegate config always serialises");
+        // A delegate that exits without reading stdin gives EPIPE here; its exit status tells more.
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(&input);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("wait for {}", d.binary.display()), e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.trim().is_empty() {
+            crate::log_debug!(
+                "{} {} stderr: {}",
+                d.name,
+                self.command.as_str(),
+                stderr.trim()
+            );
+        }
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        Err(d.failure(&out.stdout, &stderr, out.status))
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -286,6 +324,37 @@ mod tests {
         assert_eq!(d.binary(), second.path().join(NAME));
         let err = Delegate::find(NAME, &path[..1]).unwrap_err();
         assert_eq!(err.code() as u32, 50, "{err}");
+    }
+
+    #[test]
+    fn a_started_delegate_acts_only_once_fed_and_dies_unfed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("acted");
+        fake_plugin(
+            tmp.path(),
+            "host-device",
+            &format!(
+                "cat >/dev/null; echo acted >>{}; echo '{{}}'",
+                marker.display()
+            ),
+        );
+        let env = Environment {
+            container_id: "c1".into(),
+            netns: "/n".into(),
+            ifname: "net1".into(),
+            args: String::new(),
+            path: vec![],
+        };
+        let d = delegate_in(tmp.path());
+        let unfed = d.start(Command::Add, &env, "net1").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!marker.exists(), "acted before it had its config");
+        drop(unfed);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!marker.exists(), "acted after being dropped");
+        let fed = d.start(Command::Add, &env, "net1").unwrap();
+        assert_eq!(fed.finish(&json!({})).unwrap(), b"{}\n");
+        assert_eq!(fs::read_to_string(&marker).unwrap(), "acted\n");
     }
 
     #[test]

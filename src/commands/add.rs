@@ -9,7 +9,7 @@ use super::release::release;
 use super::{addresses, fault_point, Context};
 use crate::cni::{CniResult, Command, Error};
 use crate::config::PodInterfaceName;
-use crate::delegate::Delegate;
+use crate::delegate::{Delegate, Started};
 use crate::device::{self, Resolved, Sysfs};
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
@@ -96,6 +96,9 @@ pub fn add(ctx: &Context) -> Result<Value> {
         created: crate::log::timestamp(),
     };
     fault_point("after-capture");
+    // The delegate starts up while the state is made durable, but only gets its config (and
+    // so can act) once the state is on disk; dropped on error, it is killed unfed.
+    let started = delegate.start(Command::Add, &ctx.env, &state.pod_ifname)?;
     // Persist before anything moves: from here on a crash leaves what DEL needs.
     store.save(&state)?;
     fault_point("after-state-write");
@@ -105,7 +108,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
         store.path_of(&state.container_id, &state.ifname).display()
     );
 
-    match attach(ctx, &delegate, &host_nl, &link, &state) {
+    match attach(ctx, &delegate, started, &host_nl, &link, &state) {
         Ok(result) => {
             fault_point("before-result");
             log_info!(
@@ -177,6 +180,7 @@ fn name_exists_in(ns: &Path, name: &str) -> Result<bool> {
 fn attach(
     ctx: &Context,
     delegate: &Delegate,
+    started: Started<'_>,
     host_nl: &Netlink,
     link: &Link,
     state: &AttachmentState,
@@ -211,7 +215,7 @@ fn attach(
         "delegate {} ADD config: {config}",
         delegate.binary().display()
     );
-    let out = delegate.run(Command::Add, &ctx.env, &state.pod_ifname, &config)?;
+    let out = started.finish(&config)?;
     fault_point("after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
         code: 0,
