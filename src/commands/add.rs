@@ -15,7 +15,7 @@ use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
 use crate::rdma::{self, RdmaSystem};
 use crate::snapshot::{apply_routes, HostInterface};
-use crate::state::{self, AttachmentState, PodRef, StateStore};
+use crate::state::{self, AttachmentState, Lock, PodRef, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -53,16 +53,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
     }
 
     let host_nl = Netlink::connect()?;
-    let Resolved { link, pci } = device::resolve(&conf.selector, &Sysfs::default(), &host_nl)?;
-    crate::log::set_device(&link.name);
-    let key = state::device_key(pci.as_ref(), link.mac.as_ref(), &link.name);
-    let _device_lock = store.lock_device(&key)?;
-    ensure_unclaimed(&store, &key, &link.name)?;
-    // Read the link again under the device lock: another ADD may have taken it meanwhile.
-    let link = host_nl
-        .link_by_index(link.index)?
-        .filter(|l| l.name == link.name)
-        .ok_or_else(|| Error::DeviceNotFound(format!("{} left the host meanwhile", link.name)))?;
+    let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, &store, &host_nl)?;
     let host = HostInterface::capture(&host_nl, &link)?;
     if host.has_default_route() && !conf.allow_default_route_device {
         return Err(Error::DefaultRouteDevice(format!(
@@ -130,6 +121,32 @@ pub fn add(ctx: &Context) -> Result<Value> {
             Err(e)
         }
     }
+}
+
+/// Finds the selected device and takes its lock; the link is read under the lock, since
+/// another ADD may have taken the device meanwhile. A PCI address is the device's key before
+/// netlink is asked, so then the lock comes first and the link is read once.
+fn resolve_and_lock(ctx: &Context, store: &StateStore, nl: &Netlink) -> Result<(Resolved, Lock)> {
+    let selector = &ctx.conf.selector;
+    let resolve = || device::resolve(selector, &Sysfs::default(), nl);
+    if let Some(pci) = &selector.pci {
+        let key = state::pci_key(pci);
+        let lock = store.lock_device(&key)?;
+        ensure_unclaimed(store, &key, &selector.describe())?;
+        let resolved = resolve()?;
+        crate::log::set_device(&resolved.link.name);
+        return Ok((resolved, lock));
+    }
+    let Resolved { link, pci } = resolve()?;
+    crate::log::set_device(&link.name);
+    let key = state::device_key(None, link.mac.as_ref(), &link.name);
+    let lock = store.lock_device(&key)?;
+    ensure_unclaimed(store, &key, &link.name)?;
+    let link = nl
+        .link_by_index(link.index)?
+        .filter(|l| l.name == link.name)
+        .ok_or_else(|| Error::DeviceNotFound(format!("{} left the host meanwhile", link.name)))?;
+    Ok((Resolved { link, pci }, lock))
 }
 
 fn ensure_unclaimed(store: &StateStore, key: &str, what: &str) -> Result<()> {

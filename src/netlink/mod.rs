@@ -2,24 +2,25 @@
 //!
 //! One [`Netlink`] handle talks to the network namespace the calling thread was in when it
 //! was created. Every request asks for an ACK and every reply is drained, so a handle is
-//! never left with stale replies (see DESIGN.md §9).
+//! never left with stale replies (see DESIGN.md §9). neli builds and parses the messages;
+//! the socket is its plain `NlSocket` with one reusable receive buffer.
 
 mod addr;
 mod link;
 mod route;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
+use std::io::Cursor;
 use std::net::IpAddr;
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::Rtm;
-use neli::consts::socket::NlFamily;
-use neli::err::SocketError;
-use neli::nl::{NlPayload, NlmsghdrBuilder};
-use neli::socket::synchronous::NlSocketHandle;
+use neli::consts::socket::{Msg, NlFamily};
+use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
+use neli::socket::NlSocket;
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
+use neli::{FromBytes, FromBytesWithInput, Size, ToBytes};
 
 pub use addr::Address;
 
@@ -37,28 +38,35 @@ use crate::cni::Error;
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// Receive buffer size: the kernel sizes a dump's datagrams to the reader's buffer, up to
+/// 32 KiB.
+const RECV_BUFFER: usize = 32 * 1024;
+
 pub struct Netlink {
-    socket: NlSocketHandle,
+    socket: NlSocket,
     seq: Cell<u32>,
+    /// One receive buffer, reused. neli's `NlSocketHandle` zeroed 32 KiB per datagram read.
+    buffer: RefCell<Vec<u8>>,
 }
 
 impl Netlink {
     /// Opens a route netlink socket in the calling thread's current network namespace.
     /// A plain blocking socket: no background thread, no hand-offs, one request at a time.
     pub fn connect() -> Result<Netlink> {
-        let socket = NlSocketHandle::connect(NlFamily::Route, None, Groups::empty())
-            .map_err(|e| socket_error("open netlink socket", e))?;
+        let socket = NlSocket::connect(NlFamily::Route, None, Groups::empty())
+            .map_err(|e| io_error("open netlink socket", e))?;
         // Strict checking makes the kernel honour the ifindex/oif filters of our dumps, so a
         // capture costs the same with 5 or 5,000 links on the host.
         socket
             .enable_strict_checking(true)
-            .map_err(|e| socket_error("enable netlink strict checking", e))?;
+            .map_err(|e| io_error("enable netlink strict checking", e))?;
         socket
             .enable_ext_ack(true)
-            .map_err(|e| socket_error("enable netlink extended ack", e))?;
+            .map_err(|e| io_error("enable netlink extended ack", e))?;
         Ok(Netlink {
             socket,
             seq: Cell::new(0),
+            buffer: RefCell::new(vec![0; RECV_BUFFER]),
         })
     }
 
@@ -96,14 +104,22 @@ impl Netlink {
             .nl_payload(NlPayload::Payload(payload))
             .build()
             .map_err(|e| build_error(what, e))?;
-        self.socket.send(&msg).map_err(|e| socket_error(what, e))?;
+        let mut request = Cursor::new(vec![0; msg.padded_size()]);
+        msg.to_bytes(&mut request)
+            .map_err(|e| build_error(what, e))?;
+        self.socket
+            .send(request.get_ref(), Msg::empty())
+            .map_err(|e| io_error(what, e))?;
+        let mut buffer = self.buffer.borrow_mut();
         loop {
-            let (replies, _) = self
+            let (len, _) = self
                 .socket
-                .recv::<Rtm, P>()
-                .map_err(|e| socket_error(what, e))?;
-            for reply in replies {
-                let reply = reply.map_err(|e| socket_error(what, e))?;
+                .recv(&mut buffer[..], Msg::empty())
+                .map_err(|e| io_error(what, e))?;
+            let mut replies = Cursor::new(&buffer[..len.min(RECV_BUFFER)]);
+            while (replies.position() as usize) < replies.get_ref().len() {
+                let reply = Nlmsghdr::<Rtm, P>::from_bytes(&mut replies)
+                    .map_err(|e| build_error(what, e))?;
                 if *reply.nl_seq() != seq {
                     continue; // a late reply to an earlier request
                 }
@@ -130,7 +146,7 @@ fn errno_error(what: &str, errno: i32) -> Error {
     }
 }
 
-fn socket_error(what: &str, e: SocketError) -> Error {
+fn io_error(what: &str, e: std::io::Error) -> Error {
     Error::Netlink {
         context: format!("{what}: {e}"),
         errno: None,
