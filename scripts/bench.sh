@@ -567,12 +567,12 @@ populate_states() {
         die "seed ADD failed: $(cat "$WORK/$w/seed-result.json")"
     [[ -f $st/seed-net1.json ]] || die "seed ADD wrote no state file $st/seed-net1.json"
     cp "$st/seed-net1.json" "$WORK/$w/seed-state.json"
-    # What an attachment leaves in the state dir besides its file: claim symlinks
-    # pointing at it, lock files. Each copy gets the seed's claims and device lock
+    # What an attachment leaves in the state dir besides its file: claims (hard links
+    # to it), lock files. Each copy gets the seed's claims and device lock
     # files, with the PCI address, name and MAC in their names replaced.
     seed_mac=$(jq -r '.host.mac // ""' "$WORK/$w/seed-state.json")
     seed_claims=()
-    while IFS= read -r c; do seed_claims+=("$c"); done < <(find "$st" -maxdepth 1 -lname seed-net1.json -printf '%f\n')
+    while IFS= read -r c; do seed_claims+=("$c"); done < <(find "$st" -maxdepth 1 -name 'claim-*' -samefile "$st/seed-net1.json" -printf '%f\n')
     seed_locks=()
     while IFS= read -r l; do
         if [[ $l == *"$PCI"* || $l == *"$NIC"* ]]; then seed_locks+=("$l"); fi
@@ -581,7 +581,7 @@ populate_states() {
         CNI_NETNS="/proc/$pod/ns/net" CNI_IFNAME=net1 CNI_ARGS="$(multus_args seed)" \
         "$BIN" <"$WORK/$w/config.json" >/dev/null 2>>"$PLUGIN_ERR" || die "seed DEL failed"
     [[ ! -e $st/seed-net1.json ]] || die "seed DEL left its state file"
-    ((${#seed_claims[@]} > 0)) || die "the seed ADD left no claim symlink in $st"
+    ((${#seed_claims[@]} > 0)) || die "the seed ADD left no claim in $st"
     rename_ids() { # NAME K PCI MAC -> NAME with the seed's ids replaced by copy K's
         local n=$1 k=$2 p=$3 m=$4
         n=${n//$PCI/$p}
@@ -601,7 +601,7 @@ populate_states() {
         while IFS=' ' read -r k pci mac json; do
             printf '%s\n' "$json" >"$st/oldpod$k-net1.json"
             for c in "${seed_claims[@]}"; do
-                echo "oldpod$k-net1.json $st/$(rename_ids "$c" "$k" "$pci" "$mac")" >>"$WORK/$w/old-claims"
+                echo "$st/oldpod$k-net1.json $st/$(rename_ids "$c" "$k" "$pci" "$mac")" >>"$WORK/$w/old-claims"
             done
             for l in "${seed_locks[@]}"; do
                 echo "$st/locks/$(rename_ids "$l" "$k" "$pci" "$mac")" >>"$WORK/$w/old-locks"
@@ -622,13 +622,13 @@ populate_states() {
                 | .podIfname = "old\($k)"
                 | "\($k) \($p) \($mac) \(tojson)"'
         )
-        xargs -n 2 ln -s <"$WORK/$w/old-claims"
+        xargs -n 2 ln <"$WORK/$w/old-claims"
         if [[ -s $WORK/$w/old-locks ]]; then xargs touch <"$WORK/$w/old-locks"; fi
     )
     n_states=$(find "$st" -maxdepth 1 -name 'oldpod*-net1.json' | wc -l)
     [[ $n_states -eq 1000 ]] || die "expected 1000 unrelated state files, found $n_states"
     # The copies must parse as this plugin's state: `list` reads them (admin command).
-    n_claims=$(find "$st" -maxdepth 1 -type l -name 'claim-*' | wc -l)
+    n_claims=$(find "$st" -maxdepth 1 -type f -name 'claim-*' | wc -l)
     n_locks=$(find "$st/locks" -maxdepth 1 -type f | wc -l)
     if in_host "$h" "$BIN" list --json --state-dir "$st" >"$WORK/$w/list.json" 2>/dev/null; then
         listed=$(jq 'length' "$WORK/$w/list.json" 2>/dev/null || echo '?')

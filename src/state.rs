@@ -3,8 +3,8 @@
 //!
 //! Layout under the state dir (0700):
 //!   `<containerID>-<ifname>.json`   the captured host configuration (0600)
-//!   `claim-<device key>`            symlink naming the state file that owns a device (never
-//!                                   followed, only read with readlink)
+//!   `claim-<device key>`            hard link to the state file that owns a device (a
+//!                                   second name, so no inode of its own to create or free)
 //!   `locks/attachments.lock`        one byte-range lock per attachment, all in one file
 //!   `locks/dev-<device key>.lock`   flock target, one per device
 //!   `.spare-<n>`                    state files of finished attachments, kept for reuse
@@ -277,8 +277,8 @@ impl StateStore {
             .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))
     }
 
-    /// Writes `state` atomically (temp file in the same dir, fsync, rename) and points its
-    /// claims at it, then makes all of it durable with one fsync of the dir.
+    /// Writes `state` atomically (temp file in the same dir, fsync, rename) and links its
+    /// claims to it, then makes all of it durable with one fsync of the dir.
     /// A crash leaves either no state or a whole one, never a torn one.
     pub fn save(&self, state: &AttachmentState) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
@@ -286,7 +286,7 @@ impl StateStore {
         bytes.push(b'\n');
         self.write_atomically(&path, &bytes)?;
         for key in state.claim_keys() {
-            self.set_claim(&key, &state.file_name())?;
+            self.set_claim(&key, &path)?;
         }
         sync_dir(&self.dir)
     }
@@ -295,13 +295,20 @@ impl StateStore {
     /// Not fsynced: if a power loss brings the file back, the next DEL or GC restores a device
     /// that is already restored, which changes nothing.
     pub fn remove(&self, state: &AttachmentState) -> Result<()> {
+        let path = self.path_of(&state.container_id, &state.ifname);
+        let file = inode_of(&path);
         for key in state.claim_keys() {
             let claim = self.claim_path(&key);
-            if read_claim(&claim).as_deref() == Some(state.file_name().as_str()) {
+            let ours = match inode_of(&claim) {
+                Some(inode) => inode.same_file(file),
+                // A symlink claim of an earlier version: ours if it names our file.
+                None => read_symlink_claim(&claim).as_deref() == Some(state.file_name().as_str()),
+            };
+            if ours {
                 remove_if_present(&claim)?;
             }
         }
-        self.retire(&self.path_of(&state.container_id, &state.ifname))
+        self.retire(&path)
     }
 
     /// Takes a state file out of use: parked in a free spare slot, else deleted.
@@ -386,14 +393,40 @@ impl StateStore {
         }
     }
 
-    /// The attachment that claims device `key`, if its state still exists (a claim whose
-    /// state is gone is stale and ignored).
+    /// The attachment that claims device `key`, if its state still exists. A claim is a hard
+    /// link to the owner's state file; once that file is gone or replaced the claim is
+    /// stale and ignored.
     pub fn claim_of(&self, key: &str) -> Result<Option<Claim>> {
-        let Some(target) = read_claim(&self.claim_path(key)) else {
+        let claim = self.claim_path(key);
+        let Some(inode) = inode_of(&claim) else {
+            return match read_symlink_claim(&claim) {
+                Some(target) => self.symlink_claim_owner(&target),
+                None => Ok(None),
+            };
+        };
+        let Some(bytes) = read_no_follow(&claim)? else {
             return Ok(None);
         };
-        // The ids come from the owner's state file: both may contain '-'.
-        let owner = read_no_follow(&self.dir.join(&target))?.map(|bytes| {
+        // The ids come from the owner's state file itself: both may contain '-'.
+        let owner = match serde_json::from_slice::<Ids>(&bytes) {
+            Ok(ids) => inode
+                .same_file(inode_of(&self.path_of(&ids.container_id, &ids.ifname)))
+                .then_some(Claim {
+                    container_id: ids.container_id,
+                    ifname: ids.ifname,
+                }),
+            // Unreadable ids: held while the file has another name than this claim.
+            Err(_) => (inode.nlink > 1).then(|| Claim {
+                container_id: "?".into(),
+                ifname: "?".into(),
+            }),
+        };
+        Ok(owner)
+    }
+
+    /// Owner of a symlink claim (earlier versions made those), if its state file exists.
+    fn symlink_claim_owner(&self, target: &str) -> Result<Option<Claim>> {
+        let owner = read_no_follow(&self.dir.join(target))?.map(|bytes| {
             serde_json::from_slice::<Ids>(&bytes)
                 .map(|ids| Claim {
                     container_id: ids.container_id,
@@ -407,11 +440,11 @@ impl StateStore {
         Ok(owner)
     }
 
-    fn set_claim(&self, key: &str, target: &str) -> Result<()> {
+    fn set_claim(&self, key: &str, state_file: &Path) -> Result<()> {
         let path = self.claim_path(key);
         // Only stale claims can be here: the caller holds the device lock and checked.
         remove_if_present(&path)?;
-        std::os::unix::fs::symlink(target, &path)
+        fs::hard_link(state_file, &path)
             .map_err(|e| Error::io(format!("create claim {}", path.display()), e))
     }
 
@@ -628,9 +661,32 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// The state file name a claim symlink points at; never follows it. Anything that is not a
-/// plain file name (a planted `../x`, say) is no claim of ours.
-fn read_claim(path: &Path) -> Option<String> {
+/// Which file a path names, without following a symlink; `None` for a symlink or nothing.
+#[derive(Debug, Clone, Copy)]
+struct Inode {
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+}
+
+impl Inode {
+    fn same_file(&self, other: Option<Inode>) -> bool {
+        other.is_some_and(|o| (o.dev, o.ino) == (self.dev, self.ino))
+    }
+}
+
+fn inode_of(path: &Path) -> Option<Inode> {
+    let m = path.symlink_metadata().ok()?;
+    m.is_file().then(|| Inode {
+        dev: m.dev(),
+        ino: m.ino(),
+        nlink: m.nlink(),
+    })
+}
+
+/// The state file name a symlink claim (earlier versions) points at; never follows it.
+/// Anything that is not a plain file name (a planted `../x`, say) is no claim of ours.
+fn read_symlink_claim(path: &Path) -> Option<String> {
     let target = fs::read_link(path)
         .ok()?
         .into_os_string()
@@ -895,6 +951,11 @@ mod tests {
             ifname: "net-1".into(),
         };
         assert_eq!(store.claim_of(&key).unwrap(), Some(owner));
+        // A claim is a second name of the state file, not a file of its own.
+        let claim = tmp.path().join(format!("claim-{key}"));
+        assert!(inode_of(&claim)
+            .unwrap()
+            .same_file(inode_of(&store.path_of("c-1", "net-1"))));
         // The host name is claimed too, for `device` selectors.
         assert_eq!(
             store
@@ -920,6 +981,43 @@ mod tests {
             .join(format!("claim-{key}"))
             .symlink_metadata()
             .is_err());
+    }
+
+    #[test]
+    fn symlink_claims_of_earlier_versions_still_count_and_go_with_their_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        let key = s.device_key();
+        store.save(&s).unwrap();
+        let claim = store.claim_path(&key);
+        fs::remove_file(&claim).unwrap();
+        std::os::unix::fs::symlink(s.file_name(), &claim).unwrap();
+        assert_eq!(
+            store.claim_of(&key).unwrap().unwrap().container_id,
+            "c1",
+            "an old symlink claim still names its owner"
+        );
+        store.remove(&s).unwrap();
+        assert!(claim.symlink_metadata().is_err(), "removed with its state");
+    }
+
+    #[test]
+    fn a_claim_whose_state_is_unreadable_holds_only_while_the_state_file_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        let key = s.device_key();
+        store.save(&s).unwrap();
+        fs::write(store.path_of("c1", "net1"), b"{\"schema\": 1, \"contai").unwrap();
+        let unknown = Claim {
+            container_id: "?".into(),
+            ifname: "?".into(),
+        };
+        assert_eq!(store.claim_of(&key).unwrap(), Some(unknown));
+        fs::remove_file(store.path_of("c1", "net1")).unwrap();
+        fs::remove_file(store.claim_path(&name_key("enp94s0f1"))).unwrap();
+        assert_eq!(store.claim_of(&key).unwrap(), None);
     }
 
     #[test]
