@@ -30,8 +30,8 @@
 #        WARMUP=3        untimed cycles per series first
 #        BENCH_TARGET    same as --target: build and benchmark
 #                        target/TRIPLE/release/amd-host-device (default
-#                        x86_64-unknown-linux-musl when that rustup target is
-#                        installed, the deployable build; else the host's)
+#                        x86_64-unknown-linux-musl, the deployable build, adding
+#                        that rustup target if missing; else the host's)
 #        AMD_HOST_DEVICE_BIN  benchmark this binary instead of building one
 #        CNI_PLUGIN_DIR  reference plugins (default /usr/lib/cni)
 #        NO_APT=1        never call apt-get
@@ -136,8 +136,14 @@ else
     command -v cargo >/dev/null || die "needs cargo (rustup) to build the release binary, or set AMD_HOST_DEVICE_BIN"
     # The deployable build is the static musl one (README, Install): measure that one
     # unless told otherwise.
-    if [[ -z ${TARGET:-} ]] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-        TARGET=x86_64-unknown-linux-musl
+    if [[ -z ${TARGET:-} ]] && command -v rustup >/dev/null; then
+        if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+            say "adding the rustup target x86_64-unknown-linux-musl (the deployable build)"
+            rustup target add x86_64-unknown-linux-musl >&2 || say "warning: could not add it; measuring the host build"
+        fi
+        if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+            TARGET=x86_64-unknown-linux-musl
+        fi
     fi
     if [[ -n ${TARGET:-} ]]; then
         say "cargo build --release --target $TARGET"
@@ -699,6 +705,24 @@ for w in e2e_amd own_clean own_big own_states; do
     [[ $left -eq 0 ]] || die "$w: $left state files of the benchmark left behind"
 done
 
+# Diagnostic for the scale ratio: the two filtered route dumps a capture makes (main
+# table, output interface nic0; IPv4, then IPv6), made by iproute2 with the same kernel
+# filters, DUMP_REPS times in each host. Whatever they grow by on the scaled host is the
+# kernel walking the whole table, which no request can narrow further.
+DUMP_REPS=200
+printf 'route show dev %s table main\n' $(seq "$DUMP_REPS" | sed "s/.*/$NIC/") >"$WORK/dumps.batch"
+route_dumps_us() { # HOST-PID -> microseconds per IPv4 + IPv6 pair of dumps
+    local h=$1 t0 t1
+    in_host "$h" ip -4 -batch "$WORK/dumps.batch" >/dev/null # warm
+    t0=$(date +%s%N)
+    in_host "$h" ip -4 -batch "$WORK/dumps.batch" >/dev/null
+    in_host "$h" ip -6 -batch "$WORK/dumps.batch" >/dev/null
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000 / DUMP_REPS))
+}
+dumps_clean_us=$(route_dumps_us "${HOST[own_clean]}")
+dumps_big_us=$(route_dumps_us "${HOST[own_big]}")
+
 ###########################################################################
 # peak RSS (GNU time, %M = max RSS in KiB of the plugin, or of anything it
 # waited for: the stub is far smaller) and binary size
@@ -791,6 +815,8 @@ own_cost=$(calc %.2f "$(field own_clean 2) - $(field stub_clean 2)")
 own_cost_paired=$(calc %.2f "$(paired stub_clean own_clean)")
 own_cost_big=$(calc %.2f "$(field own_big 2) - $(field stub_big 2)")
 scale_ratio=$(calc %.3f "$(field own_big 2) / $(field own_clean 2)")
+scale_growth_us=$(calc %.0f "($(field own_big 2) - $(field own_clean 2)) * 1000")
+dumps_growth_us=$((dumps_big_us - dumps_clean_us))
 states_ratio=$(calc %.3f "$(field own_states 2) / $(field own_clean 2)")
 own_ratio=$(calc %.3f "($(field own_big 2) - $(field stub_big 2)) / ($(field own_clean 2) - $(field stub_clean 2))")
 mib() { calc %.2f "$1 / 1024"; }
@@ -845,6 +871,11 @@ REPORT=$WORK/results.md
         "$own_cost_paired ms, of which starting the plugin process twice (VERSION + VERSION) ≈ $(field version 2) ms;" \
         "own cost on the scaled host $own_cost_big ms (ratio of own costs $own_ratio, noisier than the cycle ratio" \
         "above); scale ratio with the 1,000 state files only (no extra interfaces): $states_ratio; peak RSS of DEL with the stub $rss_del_mib MiB."
+    echo "Scale diagnostic: on the scaled host an amd→stub cycle takes $scale_growth_us µs longer (median)." \
+        "iproute2 making the same two kernel-filtered route dumps (main table, dev $NIC, IPv4 + IPv6; $DUMP_REPS" \
+        "times each, ip's start-up amortised) takes $dumps_clean_us µs per pair on the clean host and" \
+        "$dumps_big_us µs on the scaled one (+$dumps_growth_us µs): the kernel walks the whole main table to" \
+        "find one interface's routes."
     echo "Times are wall clock from fork to wait of the plugin process, stdout read through a pipe; nsenter and" \
         "the between-cycle restore of the bare NIC (host-device DEL leaves it DOWN without addresses) are outside" \
         "the timed section. Peak RSS is GNU time's %M, which also covers children the plugin waited for" \
