@@ -272,9 +272,12 @@ impl StateStore {
         let Some(bytes) = read_no_follow(&path)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))
+        let state: AttachmentState = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Decode(format!("state file {} is corrupt: {e}", path.display())))?;
+        // Another attachment's state under this name is no state of ours. Only a power loss
+        // can make one: a DEL's unsynced parking of its file undone after the next ADD
+        // rewrote the spare.
+        Ok((state.container_id == container_id && state.ifname == ifname).then_some(state))
     }
 
     /// Writes `state` atomically (temp file in the same dir, fsync, rename) and links its
@@ -293,10 +296,12 @@ impl StateStore {
 
     /// Removes the state of an attachment and the claims it still holds.
     /// Not fsynced: if a power loss brings the file back, the next DEL or GC restores a device
-    /// that is already restored, which changes nothing.
+    /// that is already restored, which changes nothing; if the next ADD had already rewritten
+    /// it as a spare, its ids no longer match its name and it is ignored (see `load`).
     pub fn remove(&self, state: &AttachmentState) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
         let file = inode_of(&path);
+        let mut removed = 0;
         for key in state.claim_keys() {
             let claim = self.claim_path(&key);
             let ours = match inode_of(&claim) {
@@ -306,12 +311,41 @@ impl StateStore {
             };
             if ours {
                 remove_if_present(&claim)?;
+                removed += 1;
             }
+        }
+        let Some(file) = file else {
+            return remove_if_present(&path);
+        };
+        // Claims under keys this state no longer names (a salvaged state lost its PCI
+        // address, say) are found by inode; only a file with no other name is parked.
+        if file.nlink > 1 + removed && !self.remove_claims_of(file)? {
+            return remove_if_present(&path);
         }
         self.retire(&path)
     }
 
-    /// Takes a state file out of use: parked in a free spare slot, else deleted.
+    /// Removes every `claim-*` that is a name of `file`; whether the file is left with one.
+    fn remove_claims_of(&self, file: Inode) -> Result<bool> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(format!("list {}", self.dir.display()), e))?;
+        let mut names = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !file.same_file(inode_of(&path)) {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().starts_with("claim-") {
+                remove_if_present(&path)?;
+            } else {
+                names += 1;
+            }
+        }
+        Ok(names == 1)
+    }
+
+    /// Takes a state file with no other name out of use: parked in a free spare slot, else
+    /// deleted.
     fn retire(&self, path: &Path) -> Result<()> {
         for slot in 0..SPARE_SLOTS {
             match rename_no_replace(path, &self.spare_path(slot)) {
@@ -407,21 +441,37 @@ impl StateStore {
         let Some(bytes) = read_no_follow(&claim)? else {
             return Ok(None);
         };
-        // The ids come from the owner's state file itself: both may contain '-'.
-        let owner = match serde_json::from_slice::<Ids>(&bytes) {
+        // The ids come from the owner's state file itself: both may contain '-'. Only the
+        // first JSON value counts: a file cut short or with a stale tail still names them.
+        let ids = serde_json::Deserializer::from_slice(&bytes)
+            .into_iter::<Ids>()
+            .next()
+            .ok_or(())
+            .and_then(|r| r.map_err(drop));
+        let owner = match ids {
             Ok(ids) => inode
                 .same_file(inode_of(&self.path_of(&ids.container_id, &ids.ifname)))
                 .then_some(Claim {
                     container_id: ids.container_id,
                     ifname: ids.ifname,
                 }),
-            // Unreadable ids: held while the file has another name than this claim.
-            Err(_) => (inode.nlink > 1).then(|| Claim {
+            // Unreadable ids: held while a state file is another name of it.
+            Err(()) => (inode.nlink > 1 && self.has_state_file(inode)?).then(|| Claim {
                 container_id: "?".into(),
                 ifname: "?".into(),
             }),
         };
         Ok(owner)
+    }
+
+    /// Whether some `*.json` state file is `file` (a scan: only for unreadable claims).
+    fn has_state_file(&self, file: Inode) -> Result<bool> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(format!("list {}", self.dir.display()), e))?;
+        Ok(entries.flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".json")
+                && file.same_file(inode_of(&e.path()))
+        }))
     }
 
     /// Owner of a symlink claim (earlier versions made those), if its state file exists.
@@ -831,24 +881,31 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = StateStore::open(tmp.path()).unwrap();
         let states: Vec<_> = (0..SPARE_SLOTS + 3)
-            .map(|i| sample_state(&format!("c{i}"), "net1"))
+            .map(|i| {
+                let mut s = sample_state(&format!("c{i}"), "net1");
+                s.selector.pci = None;
+                s.pci_address = None;
+                s.host.mac = None;
+                s.host.name = format!("eth{i}");
+                s
+            })
             .collect();
-        for (i, s) in states.iter().enumerate() {
-            let mut s = s.clone();
-            s.selector.pci = None;
-            s.pci_address = None;
-            s.host.name = format!("eth{i}");
-            store.save(&s).unwrap();
+        for s in &states {
+            store.save(s).unwrap();
         }
         for s in &states {
             store.remove(s).unwrap();
         }
         assert_eq!(spares(tmp.path()).len(), SPARE_SLOTS);
+        for spare in spares(tmp.path()) {
+            let inode = inode_of(&tmp.path().join(spare)).unwrap();
+            assert_eq!(inode.nlink, 1, "a parked file has no other name");
+        }
         let left: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with(".spare-") && n != "locks" && !n.starts_with("claim-"))
+            .filter(|n| !n.starts_with(".spare-") && n != "locks")
             .collect();
         assert!(left.is_empty(), "{left:?}");
         assert_eq!(store.attachments().unwrap(), vec![]);
@@ -1015,9 +1072,43 @@ mod tests {
             ifname: "?".into(),
         };
         assert_eq!(store.claim_of(&key).unwrap(), Some(unknown));
+        // Gone by other means: the two claims are still names of each other, yet stale.
         fs::remove_file(store.path_of("c1", "net1")).unwrap();
-        fs::remove_file(store.claim_path(&name_key("enp94s0f1"))).unwrap();
         assert_eq!(store.claim_of(&key).unwrap(), None);
+    }
+
+    #[test]
+    fn claims_under_keys_a_salvaged_state_lost_go_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        let key = s.device_key();
+        store.save(&s).unwrap();
+        // What DEL makes of a corrupt file: the PCI address (the device key) is lost.
+        fs::write(store.path_of("c1", "net1"), b"{\"schema\": 1, \"contai").unwrap();
+        let mut salvaged = s.clone();
+        salvaged.pci_address = None;
+        salvaged.selector.pci = None;
+        assert!(!salvaged.claim_keys().contains(&key));
+        store.remove(&salvaged).unwrap();
+        assert_eq!(store.claim_of(&key).unwrap(), None);
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "locks")
+            .collect();
+        assert_eq!(names, [".spare-0"], "only the parked file is left");
+        assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
+    }
+
+    #[test]
+    fn a_state_file_holding_another_attachments_ids_is_not_loaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let other = serde_json::to_vec(&sample_state("c2", "net1")).unwrap();
+        fs::write(store.path_of("c1", "net1"), other).unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), None);
     }
 
     #[test]
