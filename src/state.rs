@@ -432,11 +432,17 @@ impl StateStore {
     /// stale and ignored.
     pub fn claim_of(&self, key: &str) -> Result<Option<Claim>> {
         let claim = self.claim_path(key);
-        let Some(inode) = inode_of(&claim) else {
+        let Ok(meta) = claim.symlink_metadata() else {
+            return Ok(None);
+        };
+        if meta.file_type().is_symlink() {
             return match read_symlink_claim(&claim) {
                 Some(target) => self.symlink_claim_owner(&target),
                 None => Ok(None),
             };
+        }
+        let Some(inode) = Inode::of_file(&meta) else {
+            return Ok(None);
         };
         let Some(bytes) = read_no_follow(&claim)? else {
             return Ok(None);
@@ -720,18 +726,21 @@ struct Inode {
 }
 
 impl Inode {
+    fn of_file(m: &fs::Metadata) -> Option<Inode> {
+        m.is_file().then(|| Inode {
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+        })
+    }
+
     fn same_file(&self, other: Option<Inode>) -> bool {
         other.is_some_and(|o| (o.dev, o.ino) == (self.dev, self.ino))
     }
 }
 
 fn inode_of(path: &Path) -> Option<Inode> {
-    let m = path.symlink_metadata().ok()?;
-    m.is_file().then(|| Inode {
-        dev: m.dev(),
-        ino: m.ino(),
-        nlink: m.nlink(),
-    })
+    Inode::of_file(&path.symlink_metadata().ok()?)
 }
 
 /// The state file name a symlink claim (earlier versions) points at; never follows it.

@@ -41,15 +41,10 @@ pub fn add(ctx: &Context) -> Result<Value> {
         )));
     }
     // A device is claimed under its PCI address and host name: say who has it even when it
-    // is away in their pod (and so not on the host to be resolved).
-    let selected_keys = conf
-        .selector
-        .pci
-        .iter()
-        .map(state::pci_key)
-        .chain(conf.selector.device.iter().map(|d| state::name_key(d)));
-    for key in selected_keys {
-        ensure_unclaimed(&store, &key, &conf.selector.describe())?;
+    // is away in their pod (and so not on the host to be resolved). The PCI claim is
+    // checked under the device lock, before resolving (`resolve_and_lock`).
+    if let Some(name) = &conf.selector.device {
+        ensure_unclaimed(&store, &state::name_key(name), &conf.selector.describe())?;
     }
 
     let host_nl = Netlink::connect()?;

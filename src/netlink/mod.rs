@@ -112,11 +112,19 @@ impl Netlink {
             .map_err(|e| io_error(what, e))?;
         let mut buffer = self.buffer.borrow_mut();
         loop {
+            // MSG_TRUNC: the datagram's real length, so a reply cut short is an error rather
+            // than a misparse.
             let (len, _) = self
                 .socket
-                .recv(&mut buffer[..], Msg::empty())
+                .recv(&mut buffer[..], Msg::TRUNC)
                 .map_err(|e| io_error(what, e))?;
-            let mut replies = Cursor::new(&buffer[..len.min(RECV_BUFFER)]);
+            if len > RECV_BUFFER {
+                return Err(build_error(
+                    what,
+                    format!("a {len}-byte reply does not fit the {RECV_BUFFER}-byte buffer"),
+                ));
+            }
+            let mut replies = Cursor::new(&buffer[..len]);
             while (replies.position() as usize) < replies.get_ref().len() {
                 let reply = Nlmsghdr::<Rtm, P>::from_bytes(&mut replies)
                     .map_err(|e| build_error(what, e))?;
