@@ -173,7 +173,7 @@ impl AttachmentState {
         keys
     }
 
-    /// The state file's name, which is also what a claim symlink points at.
+    /// The state file's name (what the symlink claims of earlier versions point at).
     pub fn file_name(&self) -> String {
         state_file_name(&self.container_id, &self.ifname)
     }
@@ -301,17 +301,23 @@ impl StateStore {
     pub fn remove(&self, state: &AttachmentState) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
         let file = inode_of(&path);
-        let mut removed = 0;
+        // Names of the file removed here, to know whether it has others left.
+        let mut unlinked = 0;
         for key in state.claim_keys() {
             let claim = self.claim_path(&key);
-            let ours = match inode_of(&claim) {
-                Some(inode) => inode.same_file(file),
+            match inode_of(&claim) {
+                Some(inode) if inode.same_file(file) => {
+                    remove_if_present(&claim)?;
+                    unlinked += 1;
+                }
+                Some(_) => {}
                 // A symlink claim of an earlier version: ours if it names our file.
-                None => read_symlink_claim(&claim).as_deref() == Some(state.file_name().as_str()),
-            };
-            if ours {
-                remove_if_present(&claim)?;
-                removed += 1;
+                None if read_symlink_claim(&claim).as_deref()
+                    == Some(state.file_name().as_str()) =>
+                {
+                    remove_if_present(&claim)?
+                }
+                None => {}
             }
         }
         let Some(file) = file else {
@@ -319,7 +325,7 @@ impl StateStore {
         };
         // Claims under keys this state no longer names (a salvaged state lost its PCI
         // address, say) are found by inode; only a file with no other name is parked.
-        if file.nlink > 1 + removed && !self.remove_claims_of(file)? {
+        if file.nlink > 1 + unlinked && !self.remove_claims_of(file)? {
             return remove_if_present(&path);
         }
         self.retire(&path)
@@ -1108,6 +1114,28 @@ mod tests {
             .filter(|n| n != "locks")
             .collect();
         assert_eq!(names, [".spare-0"], "only the parked file is left");
+        assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
+    }
+
+    #[test]
+    fn an_old_symlink_claim_does_not_hide_a_stray_hard_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        store.save(&s).unwrap();
+        // The name claim as an earlier version made it, and a link under a key this state
+        // does not name.
+        let by_name = store.claim_path(&name_key("enp94s0f1"));
+        fs::remove_file(&by_name).unwrap();
+        std::os::unix::fs::symlink(s.file_name(), &by_name).unwrap();
+        let stray = store.claim_path("mac-020000000001");
+        fs::hard_link(store.path_of("c1", "net1"), &stray).unwrap();
+        store.remove(&s).unwrap();
+        assert!(stray.symlink_metadata().is_err(), "stray link removed");
+        assert!(
+            by_name.symlink_metadata().is_err(),
+            "old symlink claim removed"
+        );
         assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
     }
 
