@@ -506,7 +506,12 @@ impl StateStore {
         let path = self.claim_path(key);
         // Only stale claims can be here: the caller holds the device lock and checked.
         remove_if_present(&path)?;
+        // A filesystem without hard links gets the symlink claim earlier versions made.
         fs::hard_link(state_file, &path)
+            .or_else(|_| {
+                let name = state_file.file_name().expect("state files have a name");
+                std::os::unix::fs::symlink(name, &path)
+            })
             .map_err(|e| Error::io(format!("create claim {}", path.display()), e))
     }
 
