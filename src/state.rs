@@ -18,12 +18,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{ErrorKind, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use std::os::fd::AsRawFd;
 
 use nix::fcntl::{FcntlArg, Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -215,6 +214,15 @@ pub struct Claim {
     pub ifname: String,
 }
 
+impl From<Ids> for Claim {
+    fn from(ids: Ids) -> Claim {
+        Claim {
+            container_id: ids.container_id,
+            ifname: ids.ifname,
+        }
+    }
+}
+
 pub struct StateStore {
     dir: PathBuf,
 }
@@ -333,21 +341,25 @@ impl StateStore {
 
     /// Removes every `claim-*` that is a name of `file`; whether the file is left with one.
     fn remove_claims_of(&self, file: Inode) -> Result<bool> {
+        let (claims, others): (Vec<_>, Vec<_>) = self
+            .names_of(file)?
+            .into_iter()
+            .partition(|name| name.starts_with("claim-"));
+        for claim in claims {
+            remove_if_present(&self.dir.join(claim))?;
+        }
+        Ok(others.len() == 1)
+    }
+
+    /// Every name `file` has in the state dir (a scan: only for the rare cases that need it).
+    fn names_of(&self, file: Inode) -> Result<Vec<String>> {
         let entries = fs::read_dir(&self.dir)
             .map_err(|e| Error::io(format!("list {}", self.dir.display()), e))?;
-        let mut names = 0;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !file.same_file(inode_of(&path)) {
-                continue;
-            }
-            if entry.file_name().to_string_lossy().starts_with("claim-") {
-                remove_if_present(&path)?;
-            } else {
-                names += 1;
-            }
-        }
-        Ok(names == 1)
+        Ok(entries
+            .flatten()
+            .filter(|e| file.same_file(inode_of(&e.path())))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
     }
 
     /// Takes a state file with no other name out of use: parked in a free spare slot, else
@@ -463,12 +475,14 @@ impl StateStore {
         let owner = match ids {
             Ok(ids) => inode
                 .same_file(inode_of(&self.path_of(&ids.container_id, &ids.ifname)))
-                .then_some(Claim {
-                    container_id: ids.container_id,
-                    ifname: ids.ifname,
-                }),
+                .then(|| Claim::from(ids)),
             // Unreadable ids: held while a state file is another name of it.
-            Err(()) => (inode.nlink > 1 && self.has_state_file(inode)?).then(|| Claim {
+            Err(()) => (inode.nlink > 1
+                && self
+                    .names_of(inode)?
+                    .iter()
+                    .any(|name| name.ends_with(".json")))
+            .then(|| Claim {
                 container_id: "?".into(),
                 ifname: "?".into(),
             }),
@@ -476,24 +490,11 @@ impl StateStore {
         Ok(owner)
     }
 
-    /// Whether some `*.json` state file is `file` (a scan: only for unreadable claims).
-    fn has_state_file(&self, file: Inode) -> Result<bool> {
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| Error::io(format!("list {}", self.dir.display()), e))?;
-        Ok(entries.flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with(".json")
-                && file.same_file(inode_of(&e.path()))
-        }))
-    }
-
     /// Owner of a symlink claim (earlier versions made those), if its state file exists.
     fn symlink_claim_owner(&self, target: &str) -> Result<Option<Claim>> {
         let owner = read_no_follow(&self.dir.join(target))?.map(|bytes| {
             serde_json::from_slice::<Ids>(&bytes)
-                .map(|ids| Claim {
-                    container_id: ids.container_id,
-                    ifname: ids.ifname,
-                })
+                .map(Claim::from)
                 .unwrap_or_else(|_| Claim {
                     container_id: target.trim_end_matches(".json").to_owned(),
                     ifname: "?".into(),
@@ -863,14 +864,30 @@ mod tests {
         assert!(leftovers.is_empty());
     }
 
-    fn spares(dir: &Path) -> Vec<String> {
+    /// A store in a fresh temp dir holding the saved state of attachment c1/net1.
+    fn saved_c1_net1() -> (tempfile::TempDir, StateStore, AttachmentState) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(tmp.path()).unwrap();
+        let s = sample_state("c1", "net1");
+        store.save(&s).unwrap();
+        (tmp, store, s)
+    }
+
+    /// The names in a state dir other than `locks`, sorted.
+    fn dir_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".spare-"))
+            .filter(|n| n != "locks")
             .collect();
         names.sort();
+        names
+    }
+
+    fn spares(dir: &Path) -> Vec<String> {
+        let mut names = dir_names(dir);
+        names.retain(|n| n.starts_with(".spare-"));
         names
     }
 
@@ -921,12 +938,8 @@ mod tests {
             let inode = inode_of(&tmp.path().join(spare)).unwrap();
             assert_eq!(inode.nlink, 1, "a parked file has no other name");
         }
-        let left: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with(".spare-") && n != "locks")
-            .collect();
+        let mut left = dir_names(tmp.path());
+        left.retain(|n| !n.starts_with(".spare-"));
         assert!(left.is_empty(), "{left:?}");
         assert_eq!(store.attachments().unwrap(), vec![]);
     }
@@ -1062,11 +1075,8 @@ mod tests {
 
     #[test]
     fn symlink_claims_of_earlier_versions_still_count_and_go_with_their_state() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = StateStore::open(tmp.path()).unwrap();
-        let s = sample_state("c1", "net1");
+        let (_tmp, store, s) = saved_c1_net1();
         let key = s.device_key();
-        store.save(&s).unwrap();
         let claim = store.claim_path(&key);
         fs::remove_file(&claim).unwrap();
         std::os::unix::fs::symlink(s.file_name(), &claim).unwrap();
@@ -1081,11 +1091,8 @@ mod tests {
 
     #[test]
     fn a_claim_whose_state_is_unreadable_holds_only_while_the_state_file_exists() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = StateStore::open(tmp.path()).unwrap();
-        let s = sample_state("c1", "net1");
+        let (_tmp, store, s) = saved_c1_net1();
         let key = s.device_key();
-        store.save(&s).unwrap();
         fs::write(store.path_of("c1", "net1"), b"{\"schema\": 1, \"contai").unwrap();
         let unknown = Claim {
             container_id: "?".into(),
@@ -1099,11 +1106,8 @@ mod tests {
 
     #[test]
     fn claims_under_keys_a_salvaged_state_lost_go_with_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = StateStore::open(tmp.path()).unwrap();
-        let s = sample_state("c1", "net1");
+        let (tmp, store, s) = saved_c1_net1();
         let key = s.device_key();
-        store.save(&s).unwrap();
         // What DEL makes of a corrupt file: the PCI address (the device key) is lost.
         fs::write(store.path_of("c1", "net1"), b"{\"schema\": 1, \"contai").unwrap();
         let mut salvaged = s.clone();
@@ -1112,22 +1116,17 @@ mod tests {
         assert!(!salvaged.claim_keys().contains(&key));
         store.remove(&salvaged).unwrap();
         assert_eq!(store.claim_of(&key).unwrap(), None);
-        let names: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "locks")
-            .collect();
-        assert_eq!(names, [".spare-0"], "only the parked file is left");
+        assert_eq!(
+            dir_names(tmp.path()),
+            [".spare-0"],
+            "only the parked file is left"
+        );
         assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
     }
 
     #[test]
     fn an_old_symlink_claim_does_not_hide_a_stray_hard_link() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = StateStore::open(tmp.path()).unwrap();
-        let s = sample_state("c1", "net1");
-        store.save(&s).unwrap();
+        let (_tmp, store, s) = saved_c1_net1();
         // The name claim as an earlier version made it, and a link under a key this state
         // does not name.
         let by_name = store.claim_path(&name_key("enp94s0f1"));
