@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cni::{CniVersion, Environment, Error};
+use crate::cni::{CniVersion, Environment};
 use crate::commands::{release_attachment, Context};
 use crate::config::{NetConf, DEFAULT_STATE_DIR};
 use crate::device::Sysfs;
+use crate::error::Error;
 use crate::log::{self, LogLevel};
 use crate::netlink::Netlink;
 use crate::netns::{self, NetnsGuard};

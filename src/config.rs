@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::cni::{CniVersion, Error};
+use crate::cni::CniVersion;
 pub use crate::device::Selector;
-use crate::device::{MacAddress, PciAddress};
+use crate::device_id::{MacAddress, PciAddress};
+use crate::error::Error;
 use crate::log::LogLevel;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -187,13 +188,6 @@ fn parse_log_level(v: Option<&str>) -> Result<LogLevel> {
             "\"logLevel\" {other:?} must be \"error\", \"info\" or \"debug\""
         ))),
     }
-}
-
-/// The `cniVersion` of a config, as far as it can be read; used to version error replies
-/// even when the rest of the config is bad.
-pub fn peek_version(stdin: &[u8]) -> Option<CniVersion> {
-    let v: Value = serde_json::from_slice(stdin).ok()?;
-    CniVersion::parse(v.get("cniVersion")?.as_str()?)
 }
 
 impl NetConf {
@@ -525,15 +519,6 @@ mod tests {
     }
 
     #[test]
-    fn peek_version_reads_what_it_can() {
-        assert_eq!(
-            peek_version(br#"{"cniVersion":"0.4.0"}"#),
-            Some(CniVersion::V0_4_0)
-        );
-        assert_eq!(peek_version(b"{"), None);
-    }
-
-    #[test]
     fn valid_attachments_are_read_for_gc() {
         let c = parse(json!({"cniVersion": "1.1.0", "name": "n", "device": "x",
             "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "net1"}]}))
@@ -639,7 +624,7 @@ mod tests {
                 })
                 .collect();
             let _ = NetConf::parse(&bytes);
-            let _ = peek_version(&bytes);
+            let _ = crate::cni::version::peek(&bytes);
         }
     }
 

@@ -11,7 +11,8 @@ use std::process::{Child, Command as Process, Stdio};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cni::{CniVersion, Command, Environment, Error};
+use crate::cni::{CniVersion, Command, Environment};
+use crate::error::Error;
 use crate::netlink::Address;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -31,7 +32,7 @@ pub struct Delegate {
 #[derive(Deserialize)]
 struct DelegateError {
     #[serde(default)]
-    code: u32,
+    code: Option<u32>,
     #[serde(default)]
     msg: String,
     #[serde(default)]
@@ -126,7 +127,7 @@ impl Delegate {
                 details: e.details,
             },
             _ => Error::Delegate {
-                code: 0,
+                code: None,
                 msg: format!(
                     "{} failed ({status}) without a CNI error: {}",
                     self.name,

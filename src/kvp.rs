@@ -10,15 +10,41 @@ use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
 
-use crate::cni::Error;
-use crate::device::MacAddress;
+use crate::device_id::MacAddress;
+use crate::lock_wait::{byte_range, poll_lock, Waited};
 
-type Result<T> = std::result::Result<T, Error>;
+/// Why the pool gave no address. Mapped to CNI codes (110–113, 11) in `error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvpError {
+    /// The pool file is missing or unreadable.
+    PoolUnavailable(String),
+    /// The pool has no `IPoIB_Data` record.
+    NoRecord(String),
+    /// The `IPoIB_Data` record (or the pool) does not parse.
+    Malformed(String),
+    /// The record lists no address for this interface's MAC.
+    NoEntry(String),
+    /// hv_kvp_daemon kept the pool write-locked too long; try again later.
+    Busy(String),
+}
+
+impl std::fmt::Display for KvpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvpError::PoolUnavailable(m)
+            | KvpError::NoRecord(m)
+            | KvpError::Malformed(m)
+            | KvpError::NoEntry(m)
+            | KvpError::Busy(m) => f.write_str(m),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, KvpError>;
 
 /// Where `hv_kvp_daemon` keeps pool 0 (host → guest, where `IPoIB_Data` lives).
 pub const DEFAULT_POOL: &str = "/var/lib/hyperv/.kvp_pool_0";
@@ -54,8 +80,8 @@ pub fn read_ipoib_pairs(pool: &Path) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
     let bytes = read_locked(pool)?;
     let value = ipoib_value(&bytes, pool)?;
     parse_ipoib_value(value).map_err(|e| match e {
-        Error::KvpMalformed(m) => {
-            Error::KvpMalformed(format!("{IPOIB_KEY} record in {}: {m}", pool.display()))
+        KvpError::Malformed(m) => {
+            KvpError::Malformed(format!("{IPOIB_KEY} record in {}: {m}", pool.display()))
         }
         other => other,
     })
@@ -65,7 +91,7 @@ pub fn read_ipoib_pairs(pool: &Path) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
 pub fn lookup(pool: &Path, hwaddr: &[u8]) -> Result<Ipv4Addr> {
     let shown = MacAddress::from_bytes(hwaddr);
     let mac = mac_of_hardware_address(hwaddr).ok_or_else(|| {
-        Error::KvpNoEntry(format!(
+        KvpError::NoEntry(format!(
             "hardware address {shown} is neither a 6-byte Ethernet nor a 20-byte IPoIB address"
         ))
     })?;
@@ -81,7 +107,7 @@ pub fn lookup(pool: &Path, hwaddr: &[u8]) -> Result<Ipv4Addr> {
             } else {
                 format!(" (from hardware address {shown})")
             };
-            Error::KvpNoEntry(format!(
+            KvpError::NoEntry(format!(
                 "{IPOIB_KEY} in {} has no address for MAC {}{from}; it lists [{}]",
                 pool.display(),
                 show_mac(&mac),
@@ -97,7 +123,7 @@ fn show_mac(mac: &[u8; 6]) -> String {
 /// The whole pool file, read while holding a shared lock on it.
 fn read_locked(pool: &Path) -> Result<Vec<u8>> {
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-        Error::KvpPoolUnavailable(format!("cannot {what} KVP pool {}: {e}", pool.display()))
+        KvpError::PoolUnavailable(format!("cannot {what} KVP pool {}: {e}", pool.display()))
     };
     let file = File::open(pool).map_err(|e| unavailable("open", &e))?;
     lock_shared(&file, pool)?;
@@ -106,7 +132,7 @@ fn read_locked(pool: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| unavailable("read", &e))?;
     if bytes.len() as u64 > MAX_POOL_BYTES {
-        return Err(Error::KvpMalformed(format!(
+        return Err(KvpError::Malformed(format!(
             "KVP pool {} is larger than {MAX_POOL_BYTES} bytes: not a KVP pool",
             pool.display()
         )));
@@ -118,33 +144,20 @@ fn read_locked(pool: &Path) -> Result<Vec<u8>> {
 /// fcntl F_RDLCK on the whole file, polled (not F_SETLKW) so a stuck writer costs us
 /// [`LOCK_TIMEOUT`] and a "try again later", not a hung CNI call.
 fn lock_shared(file: &File, pool: &Path) -> Result<()> {
-    // SAFETY: flock is plain old data; all-zero is a valid value we then fill in.
-    let mut lock: nix::libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = nix::libc::F_RDLCK as _;
-    lock.l_whence = nix::libc::SEEK_SET as _;
-    lock.l_start = 0;
-    lock.l_len = 0; // to the end of the file, however it grows
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match fcntl(file.as_raw_fd(), FcntlArg::F_SETLK(&lock)) {
-            Ok(_) => return Ok(()),
-            Err(Errno::EAGAIN | Errno::EACCES | Errno::EINTR) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(Errno::EAGAIN | Errno::EACCES) => {
-                return Err(Error::Busy(format!(
-                    "KVP pool {} stayed write-locked for {}s",
-                    pool.display(),
-                    LOCK_TIMEOUT.as_secs()
-                )))
-            }
-            Err(e) => {
-                return Err(Error::KvpPoolUnavailable(format!(
-                    "cannot lock KVP pool {}: {e}",
-                    pool.display()
-                )))
-            }
-        }
+    let whole_file = byte_range(nix::libc::F_RDLCK, 0, 0);
+    match poll_lock(LOCK_TIMEOUT, || {
+        fcntl(file.as_raw_fd(), FcntlArg::F_SETLK(&whole_file)).map(drop)
+    }) {
+        Waited::Acquired(()) => Ok(()),
+        Waited::TimedOut => Err(KvpError::Busy(format!(
+            "KVP pool {} stayed write-locked for {}s",
+            pool.display(),
+            LOCK_TIMEOUT.as_secs()
+        ))),
+        Waited::Failed(e) => Err(KvpError::PoolUnavailable(format!(
+            "cannot lock KVP pool {}: {e}",
+            pool.display()
+        ))),
     }
 }
 
@@ -187,14 +200,14 @@ fn ipoib_value<'a>(bytes: &'a [u8], pool: &Path) -> Result<&'a str> {
     let (records, trailing) = split_records(bytes);
     if let Some(r) = records.iter().find(|r| is_ipoib_key(r.key)) {
         return std::str::from_utf8(r.value).map_err(|_| {
-            Error::KvpMalformed(format!(
+            KvpError::Malformed(format!(
                 "{IPOIB_KEY} record in {} is not UTF-8",
                 pool.display()
             ))
         });
     }
     if tail_may_be_ipoib(trailing) {
-        return Err(Error::KvpMalformed(format!(
+        return Err(KvpError::Malformed(format!(
             "KVP pool {} is truncated: its last record ({IPOIB_KEY}) has {} of {RECORD_SIZE} bytes",
             pool.display(),
             trailing.len()
@@ -209,7 +222,7 @@ fn ipoib_value<'a>(bytes: &'a [u8], pool: &Path) -> Result<&'a str> {
         msg += &format!(", and a truncated record of {} bytes", trailing.len());
     }
     msg += "); is this an Azure VM with InfiniBand, and is hv_kvp_daemon running?";
-    Err(Error::KvpNoRecord(msg))
+    Err(KvpError::NoRecord(msg))
 }
 
 /// Whether a partial record's key is, or could have grown into, `IPoIB_Data`.
@@ -237,18 +250,18 @@ fn parse_ipoib_value(value: &str) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
     let count = head
         .split_once(':')
         .filter(|(label, _)| label.trim().eq_ignore_ascii_case("NUMPAIRS"))
-        .ok_or_else(|| Error::KvpMalformed(format!("{value:?} does not start with NUMPAIRS:<n>")))?
+        .ok_or_else(|| KvpError::Malformed(format!("{value:?} does not start with NUMPAIRS:<n>")))?
         .1;
     let count: usize = count
         .trim()
         .parse()
-        .map_err(|_| Error::KvpMalformed(format!("NUMPAIRS {count:?} is not a number")))?;
+        .map_err(|_| KvpError::Malformed(format!("NUMPAIRS {count:?} is not a number")))?;
     let mut items: Vec<&str> = parts.collect();
     if items.last() == Some(&"") {
         items.pop();
     }
     if items.len() != count {
-        return Err(Error::KvpMalformed(format!(
+        return Err(KvpError::Malformed(format!(
             "NUMPAIRS says {count} but {} pairs follow",
             items.len()
         )));
@@ -257,7 +270,7 @@ fn parse_ipoib_value(value: &str) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
     for item in items {
         let (mac, ip) = parse_pair(item.trim())?;
         if pairs.iter().any(|(m, other)| *m == mac && *other != ip) {
-            return Err(Error::KvpMalformed(format!(
+            return Err(KvpError::Malformed(format!(
                 "MAC {} is listed twice with different addresses",
                 show_mac(&mac)
             )));
@@ -271,12 +284,12 @@ fn parse_ipoib_value(value: &str) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
 fn parse_pair(item: &str) -> Result<([u8; 6], Ipv4Addr)> {
     let (mac, ip) = item
         .split_once(':')
-        .ok_or_else(|| Error::KvpMalformed(format!("pair {item:?} is not <MAC>:<IPv4>")))?;
+        .ok_or_else(|| KvpError::Malformed(format!("pair {item:?} is not <MAC>:<IPv4>")))?;
     let mac = parse_hex_mac(mac).ok_or_else(|| {
-        Error::KvpMalformed(format!("pair {item:?}: {mac:?} is not 12 hex digits"))
+        KvpError::Malformed(format!("pair {item:?}: {mac:?} is not 12 hex digits"))
     })?;
     let ip = ip.parse::<Ipv4Addr>().map_err(|_| {
-        Error::KvpMalformed(format!("pair {item:?}: {ip:?} is not an IPv4 address"))
+        KvpError::Malformed(format!("pair {item:?}: {ip:?} is not an IPv4 address"))
     })?;
     Ok((mac, ip))
 }
@@ -330,8 +343,9 @@ mod tests {
         0xff, 0x0b,
     ];
 
-    fn code(e: &Error) -> u32 {
-        e.code() as u32
+    /// The CNI code the runtime would see.
+    fn code(e: &KvpError) -> u32 {
+        crate::error::Error::from(e.clone()).code() as u32
     }
 
     #[test]
@@ -570,7 +584,7 @@ mod tests {
             .read_exact(&mut line)
             .unwrap();
         assert_eq!(&line, b"locked\n");
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         assert_eq!(read_ipoib_pairs(&path).unwrap().len(), 2);
         assert!(
             start.elapsed() >= Duration::from_millis(200),

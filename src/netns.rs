@@ -5,7 +5,7 @@ use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::cni::Error;
+use crate::error::Error;
 
 /// While alive, the current thread is in another network namespace; dropping it goes back.
 /// Netlink sockets opened meanwhile stay bound to that namespace.

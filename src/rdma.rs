@@ -20,8 +20,8 @@ use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use crate::cni::Error;
-use crate::device::PciAddress;
+use crate::device_id::PciAddress;
+use crate::error::Error;
 use crate::netns::NetnsGuard;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -188,7 +188,7 @@ fn device_index(socket: &NlSocket, name: &str) -> Result<u32> {
             }
         })
         .ok_or_else(|| {
-            Error::DeviceNotFound(format!(
+            Error::device_not_found(format!(
                 "RDMA device {name} not found in this network namespace"
             ))
         })

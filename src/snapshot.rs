@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cni::Error;
-use crate::device::MacAddress;
+use crate::device_id::MacAddress;
+use crate::error::Error;
 use crate::netlink::consts::*;
 use crate::netlink::{Address, Link, LinkChange, Netlink, Route};
 

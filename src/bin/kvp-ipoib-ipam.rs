@@ -6,19 +6,21 @@
 //! record and returns that IPv4 address. Nothing is allocated, so DEL and CHECK have nothing
 //! to release or verify beyond the config.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use amd_host_device::cni::result::IpConfig;
-use amd_host_device::cni::{CniResult, CniVersion, Command, Environment, Error};
-use amd_host_device::device::MacAddress;
+use amd_host_device::cni::skel;
+use amd_host_device::cni::{CniResult, CniVersion, Command, Environment};
+use amd_host_device::device_id::MacAddress;
+use amd_host_device::error::Error;
+use amd_host_device::kvp::{self, KvpError};
 use amd_host_device::log::{self, LogLevel};
+use amd_host_device::log_error;
 use amd_host_device::netlink::Netlink;
 use amd_host_device::netns::NetnsGuard;
-use amd_host_device::{config, kvp, log_error};
 
 /// Same one-command process as the plugin: same allocator (see `arena`).
 #[global_allocator]
@@ -28,40 +30,15 @@ static ALLOCATOR: amd_host_device::arena::Arena<{ amd_host_device::arena::PLUGIN
 type Result<T> = std::result::Result<T, Error>;
 
 fn main() -> ExitCode {
-    let mut stdin = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut stdin);
-    let outcome = command_from_env().and_then(|c| {
-        read.map_err(|e| Error::io("read stdin", e))?;
+    skel::run(|command, stdin| {
         log::configure(
             LogLevel::Error,
             None,
-            format!("kvp-ipoib-ipam {}", c.as_str()),
+            format!("kvp-ipoib-ipam {}", command.as_str()),
         );
-        run(c, &stdin, |k| std::env::var(k).ok())
+        run(command, stdin, |k| std::env::var(k).ok())
             .inspect_err(|e| log_error!("failed (code {}): {e}", e.code() as u32))
-    });
-    let mut stdout = std::io::stdout().lock();
-    match outcome {
-        Ok(Some(json)) => {
-            let _ = writeln!(stdout, "{json}");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            let version = config::peek_version(&stdin).unwrap_or(CniVersion::LATEST);
-            let _ = writeln!(stdout, "{}", e.to_json(version));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn command_from_env() -> Result<Command> {
-    match std::env::var("CNI_COMMAND") {
-        Ok(c) => Command::parse(&c).ok_or_else(|| {
-            Error::invalid_env("CNI_COMMAND", format!("{c:?} is not a CNI command"))
-        }),
-        Err(_) => Err(Error::invalid_env("CNI_COMMAND", "must be set")),
-    }
+    })
 }
 
 /// Runs `command`; `Some(json)` is what goes to stdout. `get` reads the environment.
@@ -71,11 +48,7 @@ fn run(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Value>> {
     if command == Command::Version {
-        let supported: Vec<&str> = CniVersion::ALL.iter().map(|v| v.as_str()).collect();
-        return Ok(Some(json!({
-            "cniVersion": CniVersion::LATEST.as_str(),
-            "supportedVersions": supported,
-        })));
+        return Ok(Some(skel::version_reply()));
     }
     let env = Environment::from_lookup(command, get)?;
     let conf = IpamConf::parse(stdin)?;
@@ -206,15 +179,15 @@ fn add(env: &Environment, conf: &IpamConf) -> Result<Value> {
 fn pod_link_hwaddr(netns: &Path, ifname: &str) -> Result<MacAddress> {
     let _in_pod = NetnsGuard::enter(netns)?;
     let link = Netlink::connect()?.link_by_name(ifname)?.ok_or_else(|| {
-        Error::DeviceNotFound(format!(
+        Error::device_not_found(format!(
             "no interface {ifname} in network namespace {}",
             netns.display()
         ))
     })?;
     link.mac.ok_or_else(|| {
-        Error::KvpNoEntry(format!(
+        Error::Kvp(KvpError::NoEntry(format!(
             "interface {ifname} has no hardware address to look up in the KVP pool"
-        ))
+        )))
     })
 }
 
@@ -228,6 +201,7 @@ fn status(conf: &IpamConf) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -1,13 +1,18 @@
-//! The CNI protocol: environment, versions, results and errors.
+//! The CNI protocol: environment, versions, results, the error reply and the process
+//! skeleton every plugin binary of this crate runs.
 //!
 //! Nothing here knows about NICs; it is the contract with the runtime.
 
 pub mod env;
 pub mod error;
 pub mod result;
+pub mod skel;
 pub mod version;
 
 pub use env::{Command, Environment};
-pub use error::{Error, ErrorCode};
+pub use error::{error_reply, CniError, ProtocolError};
 pub use result::CniResult;
 pub use version::CniVersion;
+
+// TEMP(merge): the state store still imports these from their old homes.
+pub use crate::error::Error;

@@ -12,6 +12,13 @@ pub enum CniVersion {
     V1_1_0,
 }
 
+/// The `cniVersion` of a config, as far as it can be read; used to version error replies
+/// even when the rest of the config is bad.
+pub fn peek(stdin: &[u8]) -> Option<CniVersion> {
+    let v: serde_json::Value = serde_json::from_slice(stdin).ok()?;
+    CniVersion::parse(v.get("cniVersion")?.as_str()?)
+}
+
 impl CniVersion {
     pub const ALL: [CniVersion; 5] = [
         CniVersion::V0_3_0,
@@ -62,6 +69,12 @@ impl fmt::Display for CniVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peek_reads_what_it_can() {
+        assert_eq!(peek(br#"{"cniVersion":"0.4.0"}"#), Some(CniVersion::V0_4_0));
+        assert_eq!(peek(b"{"), None);
+    }
 
     #[test]
     fn parses_every_supported_version_and_nothing_else() {

@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use super::release::release;
 use super::{addresses, fault_point, Context};
-use crate::cni::{CniResult, Command, Error};
+use crate::cni::{CniResult, Command};
 use crate::config::PodInterfaceName;
 use crate::delegate::{Delegate, Started};
 use crate::device::{self, Resolved, Sysfs};
+use crate::device_id::DeviceError;
+use crate::error::Error;
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
 use crate::rdma::{self, RdmaSystem};
@@ -35,10 +37,11 @@ pub fn add(ctx: &Context) -> Result<Value> {
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
     if store.load(&env.container_id, &env.ifname)?.is_some() {
-        return Err(Error::DeviceClaimed(format!(
+        return Err(DeviceError::Claimed(format!(
             "attachment {}/{} already exists; DEL it before adding it again",
             env.container_id, env.ifname
-        )));
+        ))
+        .into());
     }
     // A device is claimed under its PCI address and host name: say who has it even when it
     // is away in their pod (and so not on the host to be resolved). The PCI claim is
@@ -51,11 +54,12 @@ pub fn add(ctx: &Context) -> Result<Value> {
     let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, &store, &host_nl)?;
     let host = HostInterface::capture(&host_nl, &link)?;
     if host.has_default_route() && !conf.allow_default_route_device {
-        return Err(Error::DefaultRouteDevice(format!(
+        return Err(DeviceError::CarriesDefaultRoute(format!(
             "{} carries a default route of this host; refusing to move it into a pod \
              (set \"allowDefaultRouteDevice\": true if that is really intended)",
             host.name
-        )));
+        ))
+        .into());
     }
 
     let naming = choose_names(ctx, &host, pod_ns)?;
@@ -140,16 +144,17 @@ fn resolve_and_lock(ctx: &Context, store: &StateStore, nl: &Netlink) -> Result<(
     let link = nl
         .link_by_index(link.index)?
         .filter(|l| l.name == link.name)
-        .ok_or_else(|| Error::DeviceNotFound(format!("{} left the host meanwhile", link.name)))?;
+        .ok_or_else(|| Error::device_not_found(format!("{} left the host meanwhile", link.name)))?;
     Ok((Resolved { link, pci }, lock))
 }
 
 fn ensure_unclaimed(store: &StateStore, key: &str, what: &str) -> Result<()> {
     match store.claim_of(key)? {
-        Some(owner) => Err(Error::DeviceClaimed(format!(
+        Some(owner) => Err(DeviceError::Claimed(format!(
             "{what} is already claimed by container {} interface {}",
             owner.container_id, owner.ifname
-        ))),
+        ))
+        .into()),
         None => Ok(()),
     }
 }
@@ -230,7 +235,7 @@ fn attach(
     let out = started.finish(&config)?;
     fault_point("after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
-        code: 0,
+        code: None,
         msg: format!(
             "{} printed an unusable result: {e}",
             delegate.binary().display()
@@ -270,7 +275,7 @@ fn add_routes_in_pod(pod_ns: &Path, pod_ifname: &str, host: &HostInterface) -> R
     let _in_pod = NetnsGuard::enter(pod_ns)?;
     let nl = Netlink::connect()?;
     let link = nl.link_by_name(pod_ifname)?.ok_or_else(|| {
-        Error::DeviceNotFound(format!(
+        Error::device_not_found(format!(
             "{pod_ifname} not found in the pod after host-device ADD"
         ))
     })?;

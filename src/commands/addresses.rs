@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::cni::Error;
 use crate::config::{AddressSource, NetConf};
-use crate::kvp;
+use crate::error::Error;
+use crate::kvp::{self, KvpError};
 use crate::log_info;
 use crate::netlink::Address;
 use crate::snapshot::HostInterface;
@@ -40,7 +40,7 @@ pub fn for_pod(conf: &NetConf, host: &HostInterface) -> Result<Vec<Address>, Err
             Ok(vec![a])
         }
         // "auto" on a machine without a KVP pool: the interface had nothing, nor does the pod.
-        (AddressSource::Auto, Err(Error::KvpPoolUnavailable(why))) => {
+        (AddressSource::Auto, Err(Error::Kvp(KvpError::PoolUnavailable(why)))) => {
             log_info!(
                 "{} has no global address and no KVP pool ({why})",
                 host.name
@@ -53,7 +53,7 @@ pub fn for_pod(conf: &NetConf, host: &HostInterface) -> Result<Vec<Address>, Err
 
 fn from_kvp(conf: &NetConf, host: &HostInterface) -> Result<Address, Error> {
     let mac = host.mac.as_ref().ok_or_else(|| {
-        Error::KvpNoEntry(format!(
+        KvpError::NoEntry(format!(
             "{} has no hardware address to look up in KVP",
             host.name
         ))
@@ -71,7 +71,7 @@ fn from_kvp(conf: &NetConf, host: &HostInterface) -> Result<Address, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::MacAddress;
+    use crate::device_id::MacAddress;
     use serde_json::json;
     use std::path::Path;
 

@@ -4,7 +4,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::Context;
-use crate::cni::{CniResult, Error};
+use crate::cni::CniResult;
+use crate::error::Error;
 use crate::netlink::{Address, Link, Netlink, Route};
 use crate::netns::NetnsGuard;
 use crate::state::{AttachmentState, StateStore};

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::release::release;
 use super::Context;
-use crate::cni::Error;
 use crate::delegate::Delegate;
+use crate::error::Error;
 use crate::netlink::Netlink;
 use crate::netns::{self, NetnsGuard};
 use crate::state::{AttachmentState, StateStore};

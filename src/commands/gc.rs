@@ -3,9 +3,9 @@
 
 use super::release::release;
 use super::Context;
-use crate::cni::Error;
 use crate::config::ValidAttachment;
 use crate::delegate::Delegate;
+use crate::error::Error;
 use crate::state::StateStore;
 use crate::{log_error, log_info};
 

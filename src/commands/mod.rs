@@ -8,18 +8,23 @@ mod del;
 mod gc;
 mod release;
 mod status;
-mod version;
 
 use serde_json::Value;
 
-use crate::cni::{CniVersion, Command, Environment, Error};
+use crate::cni::{CniVersion, Command, Environment};
 use crate::config::NetConf;
+use crate::error::Error;
 use crate::log::{self, LogLevel};
 
-/// Runs `command` with the raw stdin; `Some(json)` is what goes to stdout.
+/// Runs `command` with the raw stdin; `Some(json)` is what goes to stdout. A failure is
+/// logged before it leaves for the runtime, so the log file has it too.
 pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
+    run_logged(command, stdin).inspect_err(|e| log_failure(command, e))
+}
+
+fn run_logged(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     if command == Command::Version {
-        return version::version(stdin).map(Some);
+        return Ok(Some(crate::cni::skel::version_reply()));
     }
     log::configure(LogLevel::Error, None, command.as_str().to_owned());
     let env = Environment::from_lookup(command, |k| std::env::var(k).ok())?;
@@ -93,8 +98,7 @@ pub(crate) fn fault_point(point: &str) {
     }
 }
 
-/// Logs at error level before a failure leaves for the runtime, so the log file has it too.
-pub fn log_failure(command: Command, e: &Error) {
+fn log_failure(command: Command, e: &Error) {
     if log::enabled(LogLevel::Error) {
         crate::log_error!(
             "{} failed (code {}): {e}",

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Context;
-use crate::cni::{Command, Environment, Error};
+use crate::cni::{Command, Environment};
 use crate::delegate::Delegate;
 use crate::device::Sysfs;
+use crate::error::Error;
 use crate::netlink::{Link, LinkChange, Netlink};
 use crate::netns::{self, NetnsGuard};
 use crate::rdma::{self, RdmaSystem};

@@ -1,8 +1,8 @@
 //! STATUS (1.1.0): ready when the delegate can be found and the state dir is usable.
 
 use super::Context;
-use crate::cni::Error;
 use crate::delegate::Delegate;
+use crate::error::Error;
 use crate::state::StateStore;
 
 pub fn status(ctx: &Context) -> Result<(), Error> {

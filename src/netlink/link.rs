@@ -6,7 +6,7 @@ use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder};
 use neli::types::RtBuffer;
 
 use super::{is_not_found, Netlink, Result};
-use crate::device::MacAddress;
+use crate::device_id::MacAddress;
 
 /// What we need to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,7 @@ pub mod consts {
 pub use link::{Link, LinkChange};
 pub use route::Route;
 
-use crate::cni::Error;
+use crate::error::Error;
 
 type Result<T> = std::result::Result<T, Error>;
 
