@@ -2,17 +2,19 @@
 //! Without arguments the binary is a pure CNI plugin; these never run under a runtime.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::cni::{CniVersion, Environment};
-use crate::commands::{release_attachment, Context};
 use crate::config::{NetConf, DEFAULT_STATE_DIR};
-use crate::device::Sysfs;
-use crate::error::Error;
+use crate::context::Context;
+use crate::delegate::Delegate;
+use crate::error::{AttachmentFailure, Error, PartialFailure};
+use crate::give_back::{find_in_pod, find_on_host, give_back};
+use crate::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
-use crate::netlink::Netlink;
-use crate::netns::{self, NetnsGuard};
 use crate::state::{AttachmentState, StateStore};
 
 const USAGE: &str = "usage:
@@ -22,13 +24,13 @@ const USAGE: &str = "usage:
 
 Without arguments, amd-host-device is a CNI plugin driven by CNI_COMMAND and stdin.";
 
-/// Runs an admin command; returns the process exit status.
-pub fn run(args: &[String]) -> i32 {
+/// Runs an admin command; errors go to stderr with their context chain.
+pub fn run(args: &[String]) -> ExitCode {
     match dispatch(args) {
-        Ok(()) => 0,
-        Err(msg) => {
-            eprintln!("amd-host-device: {msg}");
-            1
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("amd-host-device: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -40,7 +42,7 @@ struct Options {
     positional: Vec<String>,
 }
 
-fn parse_options(args: &[String]) -> Result<Options, String> {
+fn parse_options(args: &[String]) -> anyhow::Result<Options> {
     let mut o = Options {
         json: false,
         force: false,
@@ -53,18 +55,20 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--json" => o.json = true,
             "--force" => o.force = true,
             "--state-dir" => {
-                o.state_dir = it.next().ok_or("--state-dir needs a directory")?.into();
+                o.state_dir = it.next().context("--state-dir needs a directory")?.into();
             }
             s if s.starts_with("--state-dir=") => o.state_dir = s["--state-dir=".len()..].into(),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
+            s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
             s => o.positional.push(s.to_owned()),
         }
     }
     Ok(o)
 }
 
-fn dispatch(args: &[String]) -> Result<(), String> {
-    let (command, rest) = args.split_first().ok_or(USAGE)?;
+fn dispatch(args: &[String]) -> anyhow::Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        bail!("{USAGE}");
+    };
     match command.as_str() {
         "--version" | "version" => {
             let versions: Vec<&str> = CniVersion::ALL.iter().map(|v| v.as_str()).collect();
@@ -81,22 +85,24 @@ fn dispatch(args: &[String]) -> Result<(), String> {
         }
         "list" => list(&parse_options(rest)?),
         "restore" => restore(&parse_options(rest)?),
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+        other => bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
 
-fn open_store(dir: &Path) -> Result<StateStore, String> {
+fn open_store(dir: &Path) -> anyhow::Result<StateStore> {
     if !dir.exists() {
-        return Err(format!(
+        bail!(
             "state dir {} does not exist (nothing was ever attached?)",
             dir.display()
-        ));
+        );
     }
-    StateStore::open(dir).map_err(|e| e.to_string())
+    StateStore::open(dir).with_context(|| format!("cannot use state dir {}", dir.display()))
 }
 
-fn tracked(store: &StateStore) -> Result<Vec<AttachmentState>, String> {
-    let ids = store.attachments().map_err(|e| e.to_string())?;
+fn tracked(store: &StateStore) -> anyhow::Result<Vec<AttachmentState>> {
+    let ids = store
+        .attachments()
+        .with_context(|| format!("cannot list {}", store.dir().display()))?;
     Ok(ids
         .into_iter()
         .filter_map(|(cid, ifname)| match store.load(&cid, &ifname) {
@@ -128,20 +134,13 @@ impl std::fmt::Display for Location {
     }
 }
 
-fn locate(state: &AttachmentState) -> Location {
-    let on_host = Netlink::connect()
-        .and_then(|nl| crate::commands::find_device_in(&nl, state, Some(&Sysfs::default())))
-        .ok()
-        .flatten();
-    if let Some(link) = on_host {
+fn locate(kernel: &dyn Kernel, state: &AttachmentState) -> Location {
+    if let Ok(Some(link)) = find_on_host(kernel, state) {
         return Location::Host { ifname: link.name };
     }
-    if netns::exists(Path::new(&state.netns)) {
-        let in_pod = NetnsGuard::enter(Path::new(&state.netns)).and_then(|_guard| {
-            let nl = Netlink::connect()?;
-            crate::commands::find_device_in(&nl, state, None)
-        });
-        if let Ok(Some(link)) = in_pod {
+    let netns = Path::new(&state.netns);
+    if kernel.netns_exists(netns) {
+        if let Ok(Some(link)) = find_in_pod(kernel, netns, state) {
             return Location::Pod {
                 netns: state.netns.clone(),
                 ifname: link.name,
@@ -164,9 +163,10 @@ struct Row<'a> {
     location: Location,
 }
 
-fn list(o: &Options) -> Result<(), String> {
+fn list(o: &Options) -> anyhow::Result<()> {
     let store = open_store(&o.state_dir)?;
     let states = tracked(&store)?;
+    let kernel = LiveKernel::new();
     let rows: Vec<Row> = states
         .iter()
         .map(|s| Row {
@@ -181,7 +181,7 @@ fn list(o: &Options) -> Result<(), String> {
             pci_address: s.pci_address.as_ref().map(ToString::to_string),
             host_name: &s.host.name,
             addresses: s.host.addresses.iter().map(|a| a.cidr()).collect(),
-            location: locate(s),
+            location: locate(&kernel, s),
         })
         .collect();
     if o.json {
@@ -255,11 +255,9 @@ fn matches(state: &AttachmentState, target: &str) -> bool {
         || (target.len() >= 12 && state.container_id.starts_with(target))
 }
 
-fn restore(o: &Options) -> Result<(), String> {
+fn restore(o: &Options) -> anyhow::Result<()> {
     let [target] = o.positional.as_slice() else {
-        return Err(format!(
-            "restore needs exactly one PCI address, interface name or container id\n{USAGE}"
-        ));
+        bail!("restore needs exactly one PCI address, interface name or container id\n{USAGE}");
     };
     let store = open_store(&o.state_dir)?;
     let chosen: Vec<AttachmentState> = tracked(&store)?
@@ -271,31 +269,29 @@ fn restore(o: &Options) -> Result<(), String> {
         return Ok(());
     }
     log::configure(LogLevel::Info, None, "restore".into());
+    let kernel = LiveKernel::new();
     let mut failures = Vec::new();
     for state in chosen {
-        let what = format!(
-            "{} ({}/{})",
-            state.host.name, state.container_id, state.ifname
-        );
-        if let Location::Pod { netns, .. } = locate(&state) {
-            if !o.force {
-                failures.push(format!(
-                    "{what} is still in the live pod netns {netns}; its runtime should DEL it \
-                     (use --force to take it out anyway)"
-                ));
-                continue;
-            }
-        }
-        match restore_one(&store, &state, &o.state_dir) {
-            Ok(()) => println!("restored {what}"),
-            Err(e) => failures.push(format!("{what}: {e}")),
+        match restore_one(&kernel, &store, &state, o) {
+            Ok(()) => println!(
+                "restored {} ({}/{})",
+                state.host.name, state.container_id, state.ifname
+            ),
+            Err(error) => failures.push(AttachmentFailure {
+                container_id: state.container_id,
+                ifname: state.ifname,
+                error,
+            }),
         }
     }
     if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n"))
+        return Ok(());
     }
+    Err(Error::Incomplete(PartialFailure {
+        operation: "restore",
+        failures,
+    })
+    .into())
 }
 
 /// The network config DEL would have had, rebuilt from defaults and what the state recorded.
@@ -310,20 +306,35 @@ fn restore_config(state: &AttachmentState, state_dir: &Path) -> Result<NetConf, 
     NetConf::parse(conf.to_string().as_bytes())
 }
 
-fn restore_one(store: &StateStore, state: &AttachmentState, state_dir: &Path) -> Result<(), Error> {
+/// Gives one attachment's device back as DEL would. A device still in a live pod is its
+/// runtime's to DEL, unless `--force`.
+fn restore_one(
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    state: &AttachmentState,
+    o: &Options,
+) -> Result<(), Error> {
+    if let Location::Pod { netns, .. } = locate(kernel, state) {
+        if !o.force {
+            return Err(Error::Busy(format!(
+                "{} is still in the live pod netns {netns}; its runtime should DEL it \
+                 (use --force to take it out anyway)",
+                state.host.name
+            )));
+        }
+    }
     let _lock = store.lock_attachment(&state.container_id, &state.ifname)?;
     let _device_lock = store.lock_device(&state.device_key())?;
     let ctx = Context {
         env: Environment {
             container_id: state.container_id.clone(),
-            netns: String::new(),
             ifname: state.ifname.clone(),
-            args: String::new(),
-            path: Vec::new(),
+            ..Environment::default()
         },
-        conf: restore_config(state, state_dir)?,
+        conf: restore_config(state, &o.state_dir)?,
     };
-    release_attachment(&ctx, store, state)
+    let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
+    give_back(kernel, &ctx, delegate.as_ref(), store, state)
 }
 
 #[cfg(test)]

@@ -77,6 +77,14 @@ impl Delegate {
         })
     }
 
+    /// The delegate for giving a device back, if it can be found: without it a device that
+    /// is already on the host can still be restored, so its absence is only logged.
+    pub fn find_for_give_back(name: &str, cni_path: &[String]) -> Option<Delegate> {
+        Delegate::find(name, cni_path)
+            .map_err(|e| crate::log_info!("{e}; restoring without it"))
+            .ok()
+    }
+
     pub fn binary(&self) -> &Path {
         &self.binary
     }

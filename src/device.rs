@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::netlink::{Link, Netlink};
+use crate::netlink::{Link, Links};
 // TEMP(merge): the state store still imports these from their old home.
 pub use crate::device_id::{MacAddress, PciAddress};
 
@@ -70,6 +70,11 @@ impl Default for Sysfs {
 impl Sysfs {
     pub fn new(root: impl Into<PathBuf>) -> Sysfs {
         Sysfs { root: root.into() }
+    }
+
+    /// The directory this view reads (`/sys` in production).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn pci_device_dir(&self, addr: &PciAddress) -> PathBuf {
@@ -143,7 +148,7 @@ pub struct Resolved {
 
 /// Finds the one host interface `selector` names. A PCI address goes through sysfs, a name
 /// straight to netlink, a MAC alone needs a link dump; every selector given must agree.
-pub fn resolve(selector: &Selector, sysfs: &Sysfs, nl: &Netlink) -> Result<Resolved, Error> {
+pub fn resolve(selector: &Selector, sysfs: &Sysfs, nl: &dyn Links) -> Result<Resolved, Error> {
     let name = match &selector.pci {
         Some(addr) => Some(sysfs.resolve_pci(addr, selector.device.as_deref())?),
         None => selector.device.clone(),

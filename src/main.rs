@@ -13,7 +13,7 @@ static ALLOCATOR: Arena<PLUGIN_ARENA_BYTES> = Arena::new();
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !skel::is_cni_invocation() && !args.is_empty() {
-        return ExitCode::from(admin::run(&args) as u8);
+        return admin::run(&args);
     }
     skel::run(commands::run)
 }

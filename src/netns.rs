@@ -15,9 +15,7 @@ pub struct NetnsGuard {
 
 impl NetnsGuard {
     pub fn enter(path: &Path) -> Result<NetnsGuard, Error> {
-        // thread-self, not self: setns only moves this thread.
-        let original = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| Error::io("open current network namespace", e))?;
+        let original = current()?;
         let target = open(path)?;
         setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
             Error::invalid_env(
@@ -37,6 +35,13 @@ impl Drop for NetnsGuard {
             std::process::abort();
         }
     }
+}
+
+/// The network namespace the calling thread is in now (`thread-self`, not `self`: setns
+/// only moves the calling thread).
+pub fn current() -> Result<File, Error> {
+    File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("open the current network namespace", e))
 }
 
 /// Opens a network namespace file (e.g. `/var/run/netns/x`, `/proc/<pid>/ns/net`).

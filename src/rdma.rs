@@ -124,8 +124,7 @@ pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Re
 /// Moves `devices` from `pod_ns` back to the current netns (DEL). In exclusive mode a device
 /// is only addressable from its own netns, so the request is made from inside the pod.
 pub fn move_back(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
-    let host = std::fs::File::open("/proc/thread-self/ns/net")
-        .map_err(|e| Error::io("open host network namespace", e))?;
+    let host = crate::netns::current()?;
     let _in_pod = NetnsGuard::enter(pod_ns)?;
     for d in devices {
         rdma.move_device(d, host.as_raw_fd())?;
@@ -134,6 +133,7 @@ pub fn move_back(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Re
 }
 
 /// The real RDMA netlink, one socket per request (the socket binds to the caller's netns).
+#[derive(Debug, Default)]
 pub struct NetlinkRdma;
 
 impl RdmaSystem for NetlinkRdma {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::device_id::MacAddress;
 use crate::error::Error;
 use crate::netlink::consts::*;
-use crate::netlink::{Address, Link, LinkChange, Netlink, Route};
+use crate::netlink::{Address, Link, LinkChange, Links, Route};
 
 /// Everything about a host interface that a trip through a pod must not lose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ pub struct HostInterface {
 impl HostInterface {
     /// Reads link, addresses and routes of `link` with filtered requests (cost independent of
     /// how many other links the host has).
-    pub fn capture(nl: &Netlink, link: &Link) -> Result<HostInterface, Error> {
+    pub fn capture(nl: &dyn Links, link: &Link) -> Result<HostInterface, Error> {
         let addresses = nl
             .addresses(link.index)?
             .into_iter()
@@ -77,16 +77,10 @@ impl HostInterface {
     /// Order matters: rename and MTU while down, then up, then addresses (setting a link down
     /// drops IPv6 addresses and routes), then routes (gateways need the connected prefix).
     /// Returns what could not be restored; the device itself is back either way.
-    pub fn restore(&self, nl: &Netlink, current: &Link) -> Result<Vec<String>, Error> {
+    pub fn restore(&self, nl: &dyn Links, current: &Link) -> Result<Vec<String>, Error> {
         let renaming = current.name != self.name;
         if renaming && current.up {
-            nl.set_link(
-                current.index,
-                &LinkChange {
-                    up: Some(false),
-                    ..Default::default()
-                },
-            )?;
+            nl.set_down(current.index)?;
         }
         let wanted_alias = self.alias.clone().unwrap_or_default();
         let change = LinkChange {
@@ -128,7 +122,7 @@ fn is_restorable_route(r: &Route) -> bool {
 
 /// Adds routes through link `index`, retrying those whose gateway is only reachable through
 /// another route of the list. Returns the ones that could not be added, with why.
-pub fn apply_routes(nl: &Netlink, index: i32, routes: &[Route]) -> Vec<String> {
+pub fn apply_routes(nl: &dyn Links, index: i32, routes: &[Route]) -> Vec<String> {
     let mut pending: Vec<&Route> = routes.iter().collect();
     loop {
         let before = pending.len();

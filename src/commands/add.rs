@@ -5,30 +5,32 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::release::release;
-use super::{addresses, fault_point, Context};
 use crate::cni::{CniResult, Command};
 use crate::config::PodInterfaceName;
+use crate::context::Context;
 use crate::delegate::{Delegate, Started};
-use crate::device::{self, Resolved, Sysfs};
+use crate::device::{self, Resolved};
 use crate::device_id::DeviceError;
 use crate::error::Error;
-use crate::netlink::{Link, LinkChange, Netlink};
-use crate::netns::{self, NetnsGuard};
-use crate::rdma::{self, RdmaSystem};
+use crate::fault;
+use crate::give_back::give_back;
+use crate::kernel::Kernel;
+use crate::netlink::{Link, LinkChange, Links};
+use crate::pod_addresses;
+use crate::rdma;
 use crate::snapshot::{apply_routes, HostInterface};
 use crate::state::{self, AttachmentState, Lock, PodRef, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
 
-pub fn add(ctx: &Context) -> Result<Value> {
+pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     let (env, conf) = (&ctx.env, &ctx.conf);
     // Everything that can be checked without touching the device is checked first.
     conf.selector.require_some()?;
     let delegate = Delegate::find(&conf.delegate, &env.path)?;
     let pod_ns = Path::new(&env.netns);
-    if !netns::exists(pod_ns) {
+    if !kernel.netns_exists(pod_ns) {
         return Err(Error::invalid_env(
             "CNI_NETNS",
             format!("{} is not a network namespace", env.netns),
@@ -36,13 +38,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
     }
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
-    if store.load(&env.container_id, &env.ifname)?.is_some() {
-        return Err(DeviceError::Claimed(format!(
-            "attachment {}/{} already exists; DEL it before adding it again",
-            env.container_id, env.ifname
-        ))
-        .into());
-    }
+    ensure_new_attachment(ctx, &store)?;
     // A device is claimed under its PCI address and host name: say who has it even when it
     // is away in their pod (and so not on the host to be resolved). The PCI claim is
     // checked under the device lock, before resolving (`resolve_and_lock`).
@@ -50,22 +46,93 @@ pub fn add(ctx: &Context) -> Result<Value> {
         ensure_unclaimed(&store, &state::name_key(name), &conf.selector.describe())?;
     }
 
-    let host_nl = Netlink::connect()?;
-    let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, &store, &host_nl)?;
-    let host = HostInterface::capture(&host_nl, &link)?;
-    if host.has_default_route() && !conf.allow_default_route_device {
+    let host = kernel.host()?;
+    let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, kernel, &store)?;
+    let captured = HostInterface::capture(host, &link)?;
+    if captured.has_default_route() && !conf.allow_default_route_device {
         return Err(DeviceError::CarriesDefaultRoute(format!(
             "{} carries a default route of this host; refusing to move it into a pod \
              (set \"allowDefaultRouteDevice\": true if that is really intended)",
-            host.name
+            captured.name
         ))
         .into());
     }
-
-    let naming = choose_names(ctx, &host, pod_ns)?;
+    let naming = choose_names(ctx, kernel, &captured, pod_ns)?;
     // Read before the move: /sys/class/net only shows this netns.
-    let rdma_devices = rdma::devices_of(Path::new("/sys"), pci.as_ref(), &host.name);
-    let state = AttachmentState {
+    let rdma_devices = rdma::devices_of(kernel.sysfs().root(), pci.as_ref(), &captured.name);
+    let state = attachment_state(ctx, pci, captured, naming, rdma_devices);
+    fault::point("after-capture");
+    // The delegate starts up while the state is made durable, but only gets its config (and
+    // so can act) once the state is on disk; dropped on error, it is killed unfed.
+    let started = delegate.start(Command::Add, &ctx.env, &state.pod_ifname)?;
+    // Persist before anything moves: from here on a crash leaves what DEL needs.
+    store.save(&state)?;
+    fault::point("after-state-write");
+    log_info!(
+        "captured {} as {}",
+        state.host.summary(),
+        store.path_of(&state.container_id, &state.ifname).display()
+    );
+
+    match attach(ctx, kernel, &delegate, started, &link, &state) {
+        Ok(result) => {
+            fault::point("before-result");
+            log_info!(
+                "attached {} to {} as {}",
+                state.host.name,
+                env.netns,
+                state.pod_ifname
+            );
+            Ok(result.to_json(conf.cni_version))
+        }
+        Err(e) => {
+            roll_back(ctx, kernel, &delegate, &store, &state, &e);
+            Err(e)
+        }
+    }
+}
+
+/// The runtime must DEL an attachment before adding it again.
+fn ensure_new_attachment(ctx: &Context, store: &StateStore) -> Result<()> {
+    let env = &ctx.env;
+    if store.load(&env.container_id, &env.ifname)?.is_some() {
+        return Err(DeviceError::Claimed(format!(
+            "attachment {}/{} already exists; DEL it before adding it again",
+            env.container_id, env.ifname
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Gives the device back after a failed ADD, so it ends where it started. If that fails
+/// too, the state stays for the runtime's DEL.
+fn roll_back(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    delegate: &Delegate,
+    store: &StateStore,
+    state: &AttachmentState,
+    why: &Error,
+) {
+    log_error!("ADD of {} failed: {why}; rolling back", state.host.name);
+    if let Err(rollback) = give_back(kernel, ctx, Some(delegate), store, state) {
+        log_error!(
+            "rollback failed: {rollback}; state kept in {} for the runtime's DEL",
+            store.path_of(&state.container_id, &state.ifname).display()
+        );
+    }
+}
+
+fn attachment_state(
+    ctx: &Context,
+    pci_address: Option<crate::device_id::PciAddress>,
+    host: HostInterface,
+    naming: Naming,
+    rdma_devices: Vec<String>,
+) -> AttachmentState {
+    let (env, conf) = (&ctx.env, &ctx.conf);
+    AttachmentState {
         schema: state::SCHEMA_VERSION,
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
@@ -73,7 +140,7 @@ pub fn add(ctx: &Context) -> Result<Value> {
         cni_version: conf.cni_version.as_str().to_owned(),
         netns: env.netns.clone(),
         selector: conf.selector.clone(),
-        pci_address: pci,
+        pci_address,
         host,
         pod_ifname: naming.pod_ifname,
         staging_name: naming.staging_name,
@@ -84,50 +151,20 @@ pub fn add(ctx: &Context) -> Result<Value> {
             uid: env.arg("K8S_POD_UID").map(str::to_owned),
         },
         created: crate::log::timestamp(),
-    };
-    fault_point("after-capture");
-    // The delegate starts up while the state is made durable, but only gets its config (and
-    // so can act) once the state is on disk; dropped on error, it is killed unfed.
-    let started = delegate.start(Command::Add, &ctx.env, &state.pod_ifname)?;
-    // Persist before anything moves: from here on a crash leaves what DEL needs.
-    store.save(&state)?;
-    fault_point("after-state-write");
-    log_info!(
-        "captured {} as {}",
-        state.host.summary(),
-        store.path_of(&state.container_id, &state.ifname).display()
-    );
-
-    match attach(ctx, &delegate, started, &host_nl, &link, &state) {
-        Ok(result) => {
-            fault_point("before-result");
-            log_info!(
-                "attached {} to {} as {}",
-                state.host.name,
-                env.netns,
-                state.pod_ifname
-            );
-            Ok(result.to_json(conf.cni_version))
-        }
-        Err(e) => {
-            log_error!("ADD of {} failed: {e}; rolling back", state.host.name);
-            if let Err(rollback) = release(ctx, Some(&delegate), &store, &state) {
-                log_error!(
-                    "rollback failed: {rollback}; state kept in {} for the runtime's DEL",
-                    store.path_of(&state.container_id, &state.ifname).display()
-                );
-            }
-            Err(e)
-        }
     }
 }
 
 /// Finds the selected device and takes its lock; the link is read under the lock, since
 /// another ADD may have taken the device meanwhile. A PCI address is the device's key before
 /// netlink is asked, so then the lock comes first and the link is read once.
-fn resolve_and_lock(ctx: &Context, store: &StateStore, nl: &Netlink) -> Result<(Resolved, Lock)> {
+fn resolve_and_lock(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+) -> Result<(Resolved, Lock)> {
     let selector = &ctx.conf.selector;
-    let resolve = || device::resolve(selector, &Sysfs::default(), nl);
+    let host = kernel.host()?;
+    let resolve = || device::resolve(selector, kernel.sysfs(), host);
     if let Some(pci) = &selector.pci {
         let key = state::pci_key(pci);
         let lock = store.lock_device(&key)?;
@@ -141,7 +178,7 @@ fn resolve_and_lock(ctx: &Context, store: &StateStore, nl: &Netlink) -> Result<(
     let key = state::device_key(None, link.mac.as_ref(), &link.name);
     let lock = store.lock_device(&key)?;
     ensure_unclaimed(store, &key, &link.name)?;
-    let link = nl
+    let link = host
         .link_by_index(link.index)?
         .filter(|l| l.name == link.name)
         .ok_or_else(|| Error::device_not_found(format!("{} left the host meanwhile", link.name)))?;
@@ -168,8 +205,14 @@ struct Naming {
 /// The pod keeps the host name unless asked for CNI_IFNAME or the name is taken there.
 /// host-device moves the link under its current name, so a name clash in the pod also
 /// means renaming it on the host first (to a temporary name we remember in the state).
-fn choose_names(ctx: &Context, host: &HostInterface, pod_ns: &Path) -> Result<Naming> {
-    let taken_in_pod = name_exists_in(pod_ns, &host.name)?;
+fn choose_names(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    host: &HostInterface,
+    pod_ns: &Path,
+) -> Result<Naming> {
+    let taken_in_pod =
+        kernel.in_netns(pod_ns, |pod| Ok(pod.link_by_name(&host.name)?.is_some()))?;
     let pod_ifname = match (ctx.conf.pod_interface_name, taken_in_pod) {
         (PodInterfaceName::Host, false) => host.name.clone(),
         (PodInterfaceName::Host, true) => {
@@ -188,17 +231,12 @@ fn choose_names(ctx: &Context, host: &HostInterface, pod_ns: &Path) -> Result<Na
     })
 }
 
-fn name_exists_in(ns: &Path, name: &str) -> Result<bool> {
-    let _in_pod = NetnsGuard::enter(ns)?;
-    Ok(Netlink::connect()?.link_by_name(name)?.is_some())
-}
-
 /// The part of ADD that changes things: rename for staging, delegate, routes, result.
 fn attach(
     ctx: &Context,
+    kernel: &dyn Kernel,
     delegate: &Delegate,
     started: Started<'_>,
-    host_nl: &Netlink,
     link: &Link,
     state: &AttachmentState,
 ) -> Result<CniResult> {
@@ -206,18 +244,13 @@ fn attach(
     let host = &state.host;
     let device_name = state.staging_name.as_deref().unwrap_or(&host.name);
     if let Some(staging) = &state.staging_name {
-        host_nl.set_link(
-            link.index,
-            &LinkChange {
-                up: Some(false),
-                ..Default::default()
-            },
-        )?;
-        host_nl.set_link(
+        let host_links = kernel.host()?;
+        host_links.set_down(link.index)?;
+        host_links.set_link(
             link.index,
             &LinkChange {
                 name: Some(staging.clone()),
-                ..Default::default()
+                ..LinkChange::default()
             },
         )?;
     }
@@ -226,14 +259,14 @@ fn attach(
         &conf.name,
         device_name,
         conf.ipam.as_ref(),
-        &addresses::for_pod(conf, host)?,
+        &pod_addresses::for_pod(conf, host)?,
     );
     log_debug!(
         "delegate {} ADD config: {config}",
         delegate.binary().display()
     );
     let out = started.finish(&config)?;
-    fault_point("after-delegate");
+    fault::point("after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
         code: None,
         msg: format!(
@@ -242,10 +275,13 @@ fn attach(
         ),
         details: String::new(),
     })?;
-    attach_rdma(&state.rdma_devices, Path::new(&ctx.env.netns))?;
+    let pod_ns = Path::new(&ctx.env.netns);
+    attach_rdma(kernel, &state.rdma_devices, pod_ns)?;
     // Captured gateways are only reachable where the captured addresses went.
-    if addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
-        add_routes_in_pod(Path::new(&ctx.env.netns), &state.pod_ifname, host)?;
+    if pod_addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
+        kernel.in_netns(pod_ns, |pod| {
+            add_routes_in_pod(pod, &state.pod_ifname, host)
+        })?;
         for r in &host.routes {
             result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
         }
@@ -254,11 +290,11 @@ fn attach(
 }
 
 /// In exclusive RDMA netns mode the RDMA devices of the NIC follow it into the pod.
-fn attach_rdma(devices: &[String], pod_ns: &Path) -> Result<()> {
+fn attach_rdma(kernel: &dyn Kernel, devices: &[String], pod_ns: &Path) -> Result<()> {
     if devices.is_empty() {
         return Ok(());
     }
-    let system = rdma::NetlinkRdma;
+    let system = kernel.rdma();
     match rdma::plan(system.netns_mode()?, devices) {
         rdma::Plan::Nothing(why) => {
             log_debug!("RDMA: nothing to move ({why})");
@@ -266,20 +302,18 @@ fn attach_rdma(devices: &[String], pod_ns: &Path) -> Result<()> {
         }
         rdma::Plan::Move(devices) => {
             log_info!("RDMA: moving {} into the pod", devices.join(", "));
-            rdma::move_into(&system, &devices, pod_ns)
+            rdma::move_into(system, &devices, pod_ns)
         }
     }
 }
 
-fn add_routes_in_pod(pod_ns: &Path, pod_ifname: &str, host: &HostInterface) -> Result<()> {
-    let _in_pod = NetnsGuard::enter(pod_ns)?;
-    let nl = Netlink::connect()?;
-    let link = nl.link_by_name(pod_ifname)?.ok_or_else(|| {
+fn add_routes_in_pod(pod: &dyn Links, pod_ifname: &str, host: &HostInterface) -> Result<()> {
+    let link = pod.link_by_name(pod_ifname)?.ok_or_else(|| {
         Error::device_not_found(format!(
             "{pod_ifname} not found in the pod after host-device ADD"
         ))
     })?;
-    let problems = apply_routes(&nl, link.index, &host.routes);
+    let problems = apply_routes(pod, link.index, &host.routes);
     if problems.is_empty() {
         Ok(())
     } else {

@@ -3,16 +3,17 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::Context;
 use crate::cni::CniResult;
+use crate::context::Context;
 use crate::error::Error;
-use crate::netlink::{Address, Link, Netlink, Route};
-use crate::netns::NetnsGuard;
+use crate::kernel::Kernel;
+use crate::netlink::{Address, Link, Links, Route};
+use crate::pod_addresses;
 use crate::state::{AttachmentState, StateStore};
 
 type Result<T> = std::result::Result<T, Error>;
 
-pub fn check(ctx: &Context) -> Result<()> {
+pub fn check(ctx: &Context, kernel: &dyn Kernel) -> Result<()> {
     if !ctx.version().supports_check() {
         return Err(Error::IncompatibleVersion(format!(
             "CHECK needs cniVersion 0.4.0 or later, the config says {}",
@@ -45,19 +46,29 @@ pub fn check(ctx: &Context) -> Result<()> {
             state.pod_ifname
         )));
     }
-    let _in_pod = NetnsGuard::enter(Path::new(&ctx.env.netns))?;
-    let nl = Netlink::connect()?;
-    let link = nl.link_by_name(&state.pod_ifname)?.ok_or_else(|| {
+    kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
+        check_in_pod(ctx, pod, &prev, &state)
+    })
+}
+
+/// The device in the pod against what ADD left there.
+fn check_in_pod(
+    ctx: &Context,
+    pod: &dyn Links,
+    prev: &CniResult,
+    state: &AttachmentState,
+) -> Result<()> {
+    let link = pod.link_by_name(&state.pod_ifname)?.ok_or_else(|| {
         Error::CheckFailed(format!(
             "{} is not in the pod network namespace {}",
             state.pod_ifname, ctx.env.netns
         ))
     })?;
-    check_link(&link, &state)?;
-    check_addresses(&nl.addresses(link.index)?, &prev, &state)?;
-    if super::addresses::captured_addresses_follow(&ctx.conf, &state.host) {
+    check_link(&link, state)?;
+    check_addresses(&pod.addresses(link.index)?, prev, state)?;
+    if pod_addresses::captured_addresses_follow(&ctx.conf, &state.host) {
         check_routes(
-            &nl.routes(link.index)?,
+            &pod.routes(link.index)?,
             &state.host.routes,
             &state.pod_ifname,
         )?;

@@ -4,16 +4,16 @@
 
 use std::path::Path;
 
-use super::release::release;
-use super::Context;
+use crate::context::Context;
 use crate::delegate::Delegate;
 use crate::error::Error;
-use crate::netlink::Netlink;
-use crate::netns::{self, NetnsGuard};
+use crate::give_back::give_back;
+use crate::kernel::Kernel;
+use crate::netlink::Links;
 use crate::state::{AttachmentState, StateStore};
 use crate::{log_error, log_info};
 
-pub fn del(ctx: &Context) -> Result<(), Error> {
+pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     let (env, conf) = (&ctx.env, &ctx.conf);
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
@@ -23,21 +23,24 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
             log_info!("no state for this attachment; nothing to do");
             return Ok(());
         }
-        Err(Error::Decode(why)) => salvage(ctx, &store, &why)?,
+        Err(e @ Error::CorruptState { .. }) => salvage(ctx, kernel, &store, &e.to_string())?,
         Err(e) => return Err(e),
     };
     crate::log::set_device(&state.host.name);
     let _device_lock = store.lock_device(&state.device_key())?;
     // Without host-device we can still bring back a device that is already on the host.
-    let delegate = Delegate::find(&conf.delegate, &env.path)
-        .map_err(|e| log_info!("{e}; restoring without it"))
-        .ok();
-    release(ctx, delegate.as_ref(), &store, &state)
+    let delegate = Delegate::find_for_give_back(&conf.delegate, &env.path);
+    give_back(kernel, ctx, delegate.as_ref(), &store, &state)
 }
 
 /// Rebuilds what it can of a corrupt state file, and completes it from the device itself
 /// if it is still in the pod (host-device keeps the original name in the link's alias).
-fn salvage(ctx: &Context, store: &StateStore, why: &str) -> Result<AttachmentState, Error> {
+fn salvage(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    why: &str,
+) -> Result<AttachmentState, Error> {
     let path = store.path_of(&ctx.env.container_id, &ctx.env.ifname);
     let bytes = std::fs::read(&path).unwrap_or_default();
     let (mut state, lost) =
@@ -53,9 +56,11 @@ fn salvage(ctx: &Context, store: &StateStore, why: &str) -> Result<AttachmentSta
     if state.netns.is_empty() {
         state.netns = ctx.env.netns.clone();
     }
-    if netns::exists(Path::new(&state.netns)) {
+    let pod_ns = Path::new(&state.netns).to_path_buf();
+    if kernel.netns_exists(&pod_ns) {
         let others = other_pod_ifnames(store, &state);
-        if let Err(e) = complete_from_pod(&mut state, &others) {
+        let completed = kernel.in_netns(&pod_ns, |pod| complete_from_pod(pod, &mut state, &others));
+        if let Err(e) = completed {
             log_error!("could not inspect the pod for the device: {e}");
         }
     }
@@ -78,9 +83,11 @@ fn other_pod_ifnames(store: &StateStore, state: &AttachmentState) -> Vec<String>
         .collect()
 }
 
-fn complete_from_pod(state: &mut AttachmentState, others: &[String]) -> Result<(), Error> {
-    let _in_pod = NetnsGuard::enter(Path::new(&state.netns))?;
-    let nl = Netlink::connect()?;
+fn complete_from_pod(
+    nl: &dyn Links,
+    state: &mut AttachmentState,
+    others: &[String],
+) -> Result<(), Error> {
     let link = match nl.link_by_name(&state.pod_ifname)? {
         Some(link) => link,
         // The pod-side name was lost too (it is the host name by default). host-device marks

@@ -62,7 +62,7 @@ impl Netlink {
         }
     }
 
-    /// Every link in this namespace. Only for finding a device by MAC, where the kernel has no filter.
+    /// Every link in this namespace.
     pub fn links(&self) -> Result<Vec<Link>> {
         let msg = IfinfomsgBuilder::default()
             .ifi_family(RtAddrFamily::Unspecified)
@@ -73,13 +73,6 @@ impl Netlink {
             .iter()
             .filter_map(parse_link)
             .collect())
-    }
-
-    pub fn link_by_mac(&self, mac: &MacAddress) -> Result<Option<Link>> {
-        Ok(self
-            .links()?
-            .into_iter()
-            .find(|l| l.mac.as_ref() == Some(mac)))
     }
 
     /// Applies `change` to link `index` in one request.

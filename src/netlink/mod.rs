@@ -2,8 +2,12 @@
 //!
 //! One [`Netlink`] handle talks to the network namespace the calling thread was in when it
 //! was created. Every request asks for an ACK and every reply is drained, so a handle is
-//! never left with stale replies (see DESIGN.md §9). neli builds and parses the messages;
-//! the socket is its plain `NlSocket` with one reusable receive buffer.
+//! never left with stale replies: a request that fails half way must not leave its error for
+//! the next request to read as its own answer. neli builds and parses the messages; the
+//! socket is its plain `NlSocket` with one reusable receive buffer.
+//!
+//! The rest of the plugin talks to links through the [`Links`] trait, so the logic above it
+//! can be unit-tested against a fake namespace.
 
 mod addr;
 mod link;
@@ -34,9 +38,76 @@ pub mod consts {
 pub use link::{Link, LinkChange};
 pub use route::Route;
 
+use crate::device_id::MacAddress;
 use crate::error::Error;
 
 type Result<T> = std::result::Result<T, Error>;
+
+/// The link, address and route requests the plugin makes of one network namespace.
+/// [`Netlink`] is the real one; unit tests use a fake.
+pub trait Links {
+    /// The link called `name` (kernel name or alternative name), `None` if there is none.
+    fn link_by_name(&self, name: &str) -> Result<Option<Link>>;
+    fn link_by_index(&self, index: i32) -> Result<Option<Link>>;
+    /// Every link of the namespace.
+    fn links(&self) -> Result<Vec<Link>>;
+    /// Applies `change` to link `index` in one request.
+    fn set_link(&self, index: i32, change: &LinkChange) -> Result<()>;
+    /// The addresses of link `index`.
+    fn addresses(&self, index: i32) -> Result<Vec<Address>>;
+    /// Adds an address; one that is already there counts as added.
+    fn add_address(&self, index: i32, a: &Address) -> Result<()>;
+    /// The routes through link `index`, in every table the host routes by.
+    fn routes(&self, index: i32) -> Result<Vec<Route>>;
+    /// Adds a route through link `index`; one that is already there counts as added.
+    fn add_route(&self, index: i32, r: &Route) -> Result<()>;
+
+    /// The link with hardware address `mac` (a dump: the kernel has no filter for it).
+    fn link_by_mac(&self, mac: &MacAddress) -> Result<Option<Link>> {
+        Ok(self
+            .links()?
+            .into_iter()
+            .find(|l| l.mac.as_ref() == Some(mac)))
+    }
+
+    /// Sets link `index` administratively down.
+    fn set_down(&self, index: i32) -> Result<()> {
+        self.set_link(
+            index,
+            &LinkChange {
+                up: Some(false),
+                ..LinkChange::default()
+            },
+        )
+    }
+}
+
+impl Links for Netlink {
+    fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        Netlink::link_by_name(self, name)
+    }
+    fn link_by_index(&self, index: i32) -> Result<Option<Link>> {
+        Netlink::link_by_index(self, index)
+    }
+    fn links(&self) -> Result<Vec<Link>> {
+        Netlink::links(self)
+    }
+    fn set_link(&self, index: i32, change: &LinkChange) -> Result<()> {
+        Netlink::set_link(self, index, change)
+    }
+    fn addresses(&self, index: i32) -> Result<Vec<Address>> {
+        Netlink::addresses(self, index)
+    }
+    fn add_address(&self, index: i32, a: &Address) -> Result<()> {
+        Netlink::add_address(self, index, a)
+    }
+    fn routes(&self, index: i32) -> Result<Vec<Route>> {
+        Netlink::routes(self, index)
+    }
+    fn add_route(&self, index: i32, r: &Route) -> Result<()> {
+        Netlink::add_route(self, index, r)
+    }
+}
 
 /// Receive buffer size: the kernel sizes a dump's datagrams to the reader's buffer, up to
 /// 32 KiB.

@@ -1,0 +1,321 @@
+//! An in-memory kernel for unit tests: named network namespaces holding links with their
+//! addresses and routes, and a journal of every change, in order.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::{Kernel, Result};
+use crate::device::Sysfs;
+use crate::device_id::MacAddress;
+use crate::error::Error;
+use crate::netlink::{Address, Link, LinkChange, Links, Route};
+use crate::rdma::{NetnsMode, RdmaSystem};
+
+/// The namespace the plugin runs in.
+pub const HOST: &str = "host";
+/// What [`Kernel::host_netns_fd`] answers: moving a link to it moves it to [`HOST`].
+const HOST_NETNS_FD: u32 = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct FakeLink {
+    pub link: Link,
+    pub addresses: Vec<Address>,
+    pub routes: Vec<Route>,
+}
+
+pub struct FakeKernel {
+    world: Rc<World>,
+    host: Bound,
+    sysfs: Sysfs,
+}
+
+/// Every namespace and the journal, shared by the handles on them.
+#[derive(Default)]
+struct World {
+    namespaces: RefCell<BTreeMap<String, Vec<FakeLink>>>,
+    journal: RefCell<Vec<String>>,
+}
+
+/// The links of one namespace.
+struct Bound {
+    world: Rc<World>,
+    ns: String,
+}
+
+impl FakeKernel {
+    /// A host namespace with no links; `sysfs_root` is the sysfs the plugin reads.
+    pub fn new(sysfs_root: &Path) -> FakeKernel {
+        let world = Rc::new(World::default());
+        world
+            .namespaces
+            .borrow_mut()
+            .insert(HOST.to_owned(), Vec::new());
+        FakeKernel {
+            host: Bound {
+                world: world.clone(),
+                ns: HOST.to_owned(),
+            },
+            world,
+            sysfs: Sysfs::new(sysfs_root),
+        }
+    }
+
+    /// Creates the (empty) network namespace `name`, e.g. a pod's netns path.
+    pub fn add_netns(&self, name: &str) {
+        self.world
+            .namespaces
+            .borrow_mut()
+            .insert(name.to_owned(), Vec::new());
+    }
+
+    /// Removes namespace `name` and every link in it (a pod that is gone).
+    pub fn remove_netns(&self, name: &str) {
+        self.world.namespaces.borrow_mut().remove(name);
+    }
+
+    /// Puts an up link with MTU 1500 into namespace `ns`; its index is unique across
+    /// namespaces. Returns the index.
+    pub fn add_link(
+        &self,
+        ns: &str,
+        name: &str,
+        mac: &str,
+        addresses: &[Address],
+        routes: &[Route],
+    ) -> i32 {
+        let mut namespaces = self.world.namespaces.borrow_mut();
+        let index = 2 + namespaces.values().map(Vec::len).sum::<usize>() as i32;
+        let link = Link {
+            index,
+            name: name.to_owned(),
+            mac: Some(MacAddress::parse(mac).expect("a test MAC")),
+            mtu: 1500,
+            up: true,
+            alias: None,
+        };
+        namespaces
+            .get_mut(ns)
+            .expect("namespace added")
+            .push(FakeLink {
+                link,
+                addresses: addresses.to_vec(),
+                routes: routes.to_vec(),
+            });
+        index
+    }
+
+    /// The links of `ns` now.
+    pub fn links_in(&self, ns: &str) -> Vec<FakeLink> {
+        self.world.links_in(ns)
+    }
+
+    /// Every change made so far, as `"<ns>: <what>"` lines, oldest first.
+    pub fn journal(&self) -> Vec<String> {
+        self.world.journal.borrow().clone()
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn host(&self) -> Result<&dyn Links> {
+        Ok(&self.host)
+    }
+
+    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()> {
+        let ns = netns.to_string_lossy().into_owned();
+        if !self.world.namespaces.borrow().contains_key(&ns) {
+            return Err(Error::invalid_env(
+                "CNI_NETNS",
+                format!("{ns} is not a network namespace"),
+            ));
+        }
+        f(&Bound {
+            world: self.world.clone(),
+            ns,
+        })
+    }
+
+    fn netns_exists(&self, netns: &Path) -> bool {
+        self.world
+            .namespaces
+            .borrow()
+            .contains_key(netns.to_string_lossy().as_ref())
+    }
+
+    fn host_netns_fd(&self) -> Result<u32> {
+        Ok(HOST_NETNS_FD)
+    }
+
+    fn sysfs(&self) -> &Sysfs {
+        &self.sysfs
+    }
+
+    fn rdma(&self) -> &dyn RdmaSystem {
+        &NoRdma
+    }
+}
+
+/// A kernel without an RDMA subsystem.
+struct NoRdma;
+
+impl RdmaSystem for NoRdma {
+    fn netns_mode(&self) -> Result<Option<NetnsMode>> {
+        Ok(None)
+    }
+    fn move_device(&self, name: &str, _netns_fd: std::os::fd::RawFd) -> Result<()> {
+        panic!("no RDMA subsystem, yet asked to move {name}")
+    }
+}
+
+impl World {
+    fn links_in(&self, ns: &str) -> Vec<FakeLink> {
+        self.namespaces
+            .borrow()
+            .get(ns)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn record(&self, ns: &str, what: String) {
+        self.journal.borrow_mut().push(format!("{ns}: {what}"));
+    }
+
+    fn find(&self, ns: &str, matches: impl Fn(&Link) -> bool) -> Option<Link> {
+        self.namespaces
+            .borrow()
+            .get(ns)?
+            .iter()
+            .map(|l| &l.link)
+            .find(|l| matches(l))
+            .cloned()
+    }
+
+    fn with_link<T>(&self, ns: &str, index: i32, f: impl FnOnce(&mut FakeLink) -> T) -> Result<T> {
+        let mut namespaces = self.namespaces.borrow_mut();
+        let link = namespaces
+            .get_mut(ns)
+            .and_then(|links| links.iter_mut().find(|l| l.link.index == index))
+            .ok_or_else(|| errno(nix::libc::ENODEV, &format!("link #{index}")))?;
+        Ok(f(link))
+    }
+
+    fn set_link(&self, ns: &str, index: i32, change: &LinkChange) -> Result<()> {
+        self.record(ns, describe(index, change));
+        if let Some(name) = &change.name {
+            if self
+                .find(ns, |l| l.name == *name && l.index != index)
+                .is_some()
+            {
+                return Err(errno(nix::libc::EEXIST, "rename"));
+            }
+        }
+        self.with_link(ns, index, |l| apply(&mut l.link, change))?;
+        if change.netns_fd == Some(HOST_NETNS_FD) {
+            self.move_link(ns, HOST, index);
+        }
+        Ok(())
+    }
+
+    /// Moves a link as the kernel does: down, without its addresses and routes.
+    fn move_link(&self, from: &str, to: &str, index: i32) {
+        let mut namespaces = self.namespaces.borrow_mut();
+        let links = namespaces.get_mut(from).expect("namespace exists");
+        let at = links
+            .iter()
+            .position(|l| l.link.index == index)
+            .expect("link exists");
+        let mut moved = links.remove(at);
+        moved.link.up = false;
+        moved.addresses.clear();
+        moved.routes.clear();
+        namespaces
+            .get_mut(to)
+            .expect("namespace exists")
+            .push(moved);
+    }
+}
+
+fn apply(link: &mut Link, change: &LinkChange) {
+    if let Some(name) = &change.name {
+        link.name = name.clone();
+    }
+    if let Some(mtu) = change.mtu {
+        link.mtu = mtu;
+    }
+    if let Some(up) = change.up {
+        link.up = up;
+    }
+    if let Some(alias) = &change.alias {
+        link.alias = (!alias.is_empty()).then(|| alias.clone());
+    }
+}
+
+/// `set #3 name=enp1 mtu=9000 down alias="" netns=host`: only what the change sets.
+fn describe(index: i32, change: &LinkChange) -> String {
+    let mut parts = vec![format!("set #{index}")];
+    parts.extend(change.name.as_ref().map(|n| format!("name={n}")));
+    parts.extend(change.mtu.map(|m| format!("mtu={m}")));
+    parts.extend(
+        change
+            .up
+            .map(|up| if up { "up" } else { "down" }.to_owned()),
+    );
+    parts.extend(change.alias.as_ref().map(|a| format!("alias={a:?}")));
+    if change.netns_fd == Some(HOST_NETNS_FD) {
+        parts.push("netns=host".to_owned());
+    }
+    parts.join(" ")
+}
+
+fn errno(errno: i32, what: &str) -> Error {
+    Error::Netlink {
+        context: what.to_owned(),
+        errno: Some(errno),
+    }
+}
+
+impl Links for Bound {
+    fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        Ok(self.world.find(&self.ns, |l| l.name == name))
+    }
+    fn link_by_index(&self, index: i32) -> Result<Option<Link>> {
+        Ok(self.world.find(&self.ns, |l| l.index == index))
+    }
+    fn links(&self) -> Result<Vec<Link>> {
+        Ok(self
+            .world
+            .links_in(&self.ns)
+            .into_iter()
+            .map(|l| l.link)
+            .collect())
+    }
+    fn set_link(&self, index: i32, change: &LinkChange) -> Result<()> {
+        self.world.set_link(&self.ns, index, change)
+    }
+    fn addresses(&self, index: i32) -> Result<Vec<Address>> {
+        self.world
+            .with_link(&self.ns, index, |l| l.addresses.clone())
+    }
+    fn add_address(&self, index: i32, a: &Address) -> Result<()> {
+        self.world
+            .record(&self.ns, format!("add #{index} address {}", a.cidr()));
+        self.world.with_link(&self.ns, index, |l| {
+            if !l.addresses.contains(a) {
+                l.addresses.push(a.clone());
+            }
+        })
+    }
+    fn routes(&self, index: i32) -> Result<Vec<Route>> {
+        self.world.with_link(&self.ns, index, |l| l.routes.clone())
+    }
+    fn add_route(&self, index: i32, r: &Route) -> Result<()> {
+        self.world
+            .record(&self.ns, format!("add #{index} route {}", r.dst_cidr()));
+        self.world.with_link(&self.ns, index, |l| {
+            if !l.routes.contains(r) {
+                l.routes.push(r.clone());
+            }
+        })
+    }
+}

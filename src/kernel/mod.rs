@@ -1,0 +1,103 @@
+//! What ADD and the give-back logic ask of the kernel, behind one trait so that their logic
+//! has unit tests: the host's links, a pod's links (entering its network namespace), whether
+//! a namespace still exists, sysfs and the RDMA subsystem.
+//!
+//! [`LiveKernel`] is the real one; `fake::FakeKernel` (tests only) keeps links in memory
+//! and records every change, so a test can assert the order of what was done.
+
+#[cfg(test)]
+pub mod fake;
+
+use std::cell::OnceCell;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::device::Sysfs;
+use crate::error::Error;
+use crate::netlink::{Links, Netlink};
+use crate::netns::{self, NetnsGuard};
+use crate::rdma::{NetlinkRdma, RdmaSystem};
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub trait Kernel {
+    /// The host's links: the network namespace the plugin was started in.
+    fn host(&self) -> Result<&dyn Links>;
+    /// Runs `f` on the links of network namespace `netns` (a pod's), with the calling
+    /// thread inside it, and comes back. Use [`dyn Kernel::in_netns`], which returns a value.
+    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()>;
+    /// Whether `netns` still names a live network namespace.
+    fn netns_exists(&self, netns: &Path) -> bool;
+    /// A descriptor of the host's namespace, for [`crate::netlink::LinkChange::netns_fd`].
+    fn host_netns_fd(&self) -> Result<u32>;
+    fn sysfs(&self) -> &Sysfs;
+    fn rdma(&self) -> &dyn RdmaSystem;
+}
+
+/// The running kernel. The host netlink socket and namespace descriptor are opened on first
+/// use: a DEL with nothing to do needs neither.
+#[derive(Default)]
+pub struct LiveKernel {
+    host: OnceCell<Netlink>,
+    host_netns: OnceCell<File>,
+    sysfs: Sysfs,
+    rdma: NetlinkRdma,
+}
+
+impl LiveKernel {
+    pub fn new() -> LiveKernel {
+        LiveKernel::default()
+    }
+}
+
+impl dyn Kernel + '_ {
+    /// `f`'s answer about the links of network namespace `netns`.
+    pub fn in_netns<T>(&self, netns: &Path, f: impl FnOnce(&dyn Links) -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        let mut answer = None;
+        self.visit_netns(netns, &mut |links| {
+            let f = f.take().expect("a namespace is visited once");
+            answer = Some(f(links)?);
+            Ok(())
+        })?;
+        Ok(answer.expect("visit_netns ran the visitor"))
+    }
+}
+
+impl Kernel for LiveKernel {
+    fn host(&self) -> Result<&dyn Links> {
+        if let Some(nl) = self.host.get() {
+            return Ok(nl);
+        }
+        let nl = Netlink::connect()?;
+        Ok(self.host.get_or_init(|| nl))
+    }
+
+    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()> {
+        let _inside = NetnsGuard::enter(netns)?;
+        // Opened inside: a netlink socket talks to the namespace it was created in.
+        let links = Netlink::connect()?;
+        f(&links)
+    }
+
+    fn netns_exists(&self, netns: &Path) -> bool {
+        netns::exists(netns)
+    }
+
+    fn host_netns_fd(&self) -> Result<u32> {
+        if let Some(f) = self.host_netns.get() {
+            return Ok(f.as_raw_fd() as u32);
+        }
+        let f = netns::current()?;
+        Ok(self.host_netns.get_or_init(|| f).as_raw_fd() as u32)
+    }
+
+    fn sysfs(&self) -> &Sysfs {
+        &self.sysfs
+    }
+
+    fn rdma(&self) -> &dyn RdmaSystem {
+        &self.rdma
+    }
+}
