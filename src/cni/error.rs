@@ -43,6 +43,11 @@ pub enum Error {
     InvalidEnvironment { var: &'static str, reason: String },
     /// stdin is not the JSON we expect.
     Decode(String),
+    /// A state file exists but does not parse (DEL salvages what it can of it).
+    CorruptState {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     /// The JSON parsed but its content is unusable.
     InvalidConfig(String),
     /// A file or directory operation failed.
@@ -87,6 +92,7 @@ impl Error {
             Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
             Error::InvalidEnvironment { .. } => ErrorCode::InvalidEnvironment,
             Error::Decode(_) => ErrorCode::Decode,
+            Error::CorruptState { .. } => ErrorCode::Decode,
             Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
             Error::Io { .. } => ErrorCode::Io,
             Error::Busy(_) => ErrorCode::TryAgainLater,
@@ -175,6 +181,9 @@ impl fmt::Display for Error {
             | Error::KvpMalformed(m)
             | Error::KvpNoEntry(m) => f.write_str(m),
             Error::InvalidEnvironment { var, reason } => write!(f, "invalid {var}: {reason}"),
+            Error::CorruptState { path, reason } => {
+                write!(f, "state file {} is corrupt: {reason}", path.display())
+            }
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Netlink {
                 context,
@@ -213,6 +222,13 @@ mod tests {
             (Error::invalid_env("CNI_IFNAME", "empty"), 4),
             (Error::io("write", std::io::Error::other("x")), 5),
             (Error::Decode("d".into()), 6),
+            (
+                Error::CorruptState {
+                    path: "/run/s/c-net1.json".into(),
+                    reason: "EOF".into(),
+                },
+                6,
+            ),
             (Error::InvalidConfig("c".into()), 7),
             (Error::Busy("b".into()), 11),
             (Error::PluginNotAvailable("p".into()), 50),

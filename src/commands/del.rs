@@ -23,7 +23,7 @@ pub fn del(ctx: &Context) -> Result<(), Error> {
             log_info!("no state for this attachment; nothing to do");
             return Ok(());
         }
-        Err(Error::Decode(why)) => salvage(ctx, &store, &why)?,
+        Err(e @ Error::CorruptState { .. }) => salvage(ctx, &store, &e.to_string())?,
         Err(e) => return Err(e),
     };
     crate::log::set_device(&state.host.name);
