@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 #
 # Runs every check of amd-host-device:
-#   cargo fmt --check, cargo clippy (-D warnings), cargo test, cargo build,
-#   and, as root, the end-to-end bats suite in tests/.
+#   cargo fmt --check, cargo clippy (-D warnings, every feature), cargo test,
+#   cargo build --features test-faults (the crash-injection points the
+#   end-to-end suite needs; never in a deployable build), and, as root, the
+#   end-to-end bats suite in tests/.
 #
 # Usage: scripts/test.sh [bats arguments]   (default: tests/)
 # Env:   AMD_HOST_DEVICE_BIN  plugin binary the bats suite uses
@@ -68,7 +70,7 @@ ensure_packages() {
 cargo_tests() {
     local log rc=0
     log=$(mktemp)
-    cargo test --all-targets 2>&1 | tee "$log" || rc=$?
+    cargo test --workspace --all-targets 2>&1 | tee "$log" || rc=$?
     local p f
     p=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) s += $i } END { print s + 0 }' "$log")
     f=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) s += $i } END { print s + 0 }' "$log")
@@ -110,7 +112,7 @@ if [[ $IS_ROOT -eq 1 ]]; then
 fi
 
 step "cargo fmt --check" cargo fmt --all -- --check || true
-step "cargo clippy" cargo clippy --all-targets -- -D warnings || true
+step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings || true
 
 CARGO_TEST_PASSED=0
 CARGO_TEST_FAILED=0
@@ -127,7 +129,7 @@ PASSED=$((PASSED + CARGO_TEST_PASSED))
 FAILED=$((FAILED + CARGO_TEST_FAILED))
 
 BUILD_OK=1
-step "cargo build" cargo build || BUILD_OK=0
+step "cargo build --features test-faults" cargo build --features test-faults || BUILD_OK=0
 
 BATS_PASSED=0
 BATS_FAILED=0

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::netlink::{Link, Links};
-// TEMP(merge): the state store still imports these from their old home.
-pub use crate::device_id::{MacAddress, PciAddress};
 
 /// How the runtime asked us to find the device. Every selector given must agree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,3 @@ pub use env::{Command, Environment};
 pub use error::{error_reply, CniError, ProtocolError};
 pub use result::CniResult;
 pub use version::CniVersion;
-
-// TEMP(merge): the state store still imports these from their old homes.
-pub use crate::error::Error;
