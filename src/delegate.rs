@@ -255,13 +255,7 @@ mod tests {
     use std::fs;
 
     fn addr(ip: &str, len: u8) -> Address {
-        Address {
-            ip: ip.parse().unwrap(),
-            prefix_len: len,
-            flags: 0,
-            scope: 0,
-            broadcast: None,
-        }
+        Address::global(ip.parse().unwrap(), len)
     }
 
     fn fake_plugin(dir: &Path, name: &str, script: &str) {

@@ -236,3 +236,165 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
         Ok(true)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::fake::{FakeKernel, HOST};
+    use crate::testing::{address, attachment, Sandbox};
+    use serde_json::json;
+
+    const POD: &str = "/pod";
+    const MAC: &str = "02:00:00:00:00:01";
+
+    /// A NIC `enp1s0` (192.0.2.10/24) as ADD captured it, the attachment's state saved, and
+    /// the NIC where `place` puts it.
+    struct Attached {
+        sb: Sandbox,
+        kernel: FakeKernel,
+        index: i32,
+        store: StateStore,
+        state: AttachmentState,
+    }
+
+    fn attached(pod_ifname: &str, place: impl FnOnce(&FakeKernel, i32)) -> Attached {
+        let sb = Sandbox::new();
+        let kernel = FakeKernel::new(sb.path());
+        kernel.add_netns(POD);
+        let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], &[]);
+        let link = kernel.link(HOST, "enp1s0").unwrap().link;
+        let state = attachment(&link, &[address("192.0.2.10/24")], POD, pod_ifname);
+        let store = StateStore::open(&sb.state_dir()).unwrap();
+        store.save(&state).unwrap();
+        place(&kernel, index);
+        Attached {
+            sb,
+            kernel,
+            index,
+            store,
+            state,
+        }
+    }
+
+    impl Attached {
+        fn give_back(&self) -> Result<()> {
+            let ctx = self.sb.context(POD, json!({}));
+            let delegate = Delegate::find_for_give_back("host-device", &ctx.env.path);
+            give_back(
+                &self.kernel,
+                &ctx,
+                delegate.as_ref(),
+                &self.store,
+                &self.state,
+            )
+        }
+
+        fn assert_restored(&self) {
+            let nic = self
+                .kernel
+                .link(HOST, "enp1s0")
+                .expect("enp1s0 back on the host");
+            assert_eq!(nic.link.index, self.index);
+            assert!(nic.link.up, "enp1s0 is up again");
+            assert_eq!(nic.addresses, [address("192.0.2.10/24")]);
+            assert!(
+                self.kernel.links_in(POD).is_empty(),
+                "nothing left in the pod"
+            );
+            assert_eq!(self.store.attachments().unwrap(), vec![], "state removed");
+        }
+    }
+
+    fn rename(kernel: &FakeKernel, index: i32, name: &str) {
+        let change = LinkChange {
+            name: Some(name.into()),
+            ..LinkChange::default()
+        };
+        kernel.host().unwrap().set_link(index, &change).unwrap();
+    }
+
+    #[test]
+    fn when_host_device_cannot_move_it_back_we_move_it_out_of_the_pod_ourselves() {
+        let a = attached("enp1s0", |k, i| k.move_link(i, HOST, POD));
+        a.sb.delegate("exit 0", r#"echo '{"code":999,"msg":"cannot"}'; exit 1"#);
+
+        a.give_back().unwrap();
+
+        let i = a.index;
+        assert_eq!(
+            a.kernel.journal(),
+            [
+                format!("{POD}: set #{i} down"),
+                format!("{POD}: set #{i} netns=host"),
+                format!("host: set #{i} up"),
+                format!("host: add #{i} address 192.0.2.10/24"),
+            ],
+            "moved out while down, then restored on the host"
+        );
+        let calls: Vec<String> = a.sb.calls().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(calls, ["DEL"], "host-device was asked first");
+        a.assert_restored();
+    }
+
+    #[test]
+    fn a_nic_back_under_its_pod_name_is_found_and_renamed_while_down() {
+        // host-device gave it back, but under the pod-side name.
+        let a = attached("net1", |k, i| rename(k, i, "net1"));
+        a.sb.delegate("exit 0", "exit 0");
+        let before = a.kernel.journal().len();
+
+        a.give_back().unwrap();
+
+        let i = a.index;
+        assert_eq!(
+            a.kernel.journal()[before..],
+            [
+                format!("host: set #{i} down"),
+                format!("host: set #{i} name=enp1s0 up"),
+                format!("host: add #{i} address 192.0.2.10/24"),
+            ]
+        );
+        a.assert_restored();
+    }
+
+    #[test]
+    fn a_name_counts_only_with_the_captured_mac_and_the_host_name_is_tried_first() {
+        let a = attached("net1", |k, i| rename(k, i, "net1"));
+        // Somebody else's NIC now has our host name.
+        a.kernel
+            .add_link(HOST, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+
+        let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+        assert_eq!((found.name.as_str(), found.index), ("net1", a.index));
+
+        let mut staged = a.state.clone();
+        staged.staging_name = Some("ahd7".into());
+        assert_eq!(candidate_names(&staged), ["enp1s0", "ahd7", "net1"]);
+    }
+
+    #[test]
+    fn a_nic_found_by_mac_alone_is_ours_whatever_its_name() {
+        let a = attached("net1", |k, i| rename(k, i, "eth7"));
+        let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+        assert_eq!(found.index, a.index);
+        let mut no_mac = a.state.clone();
+        no_mac.host.mac = None;
+        assert_eq!(find_on_host(&a.kernel, &no_mac).unwrap(), None);
+    }
+
+    #[test]
+    fn a_netns_the_kernel_no_longer_has_is_skipped_and_the_nic_restored_where_it_is() {
+        let a = attached("enp1s0", |k, _| k.remove_netns(POD));
+        a.sb.delegate("exit 0", "exit 0");
+
+        a.give_back().unwrap();
+
+        assert!(
+            a.sb.calls().is_empty(),
+            "no host-device DEL without a pod netns"
+        );
+        let nic = a.kernel.link(HOST, "enp1s0").unwrap();
+        assert!(nic.link.up && nic.addresses == [address("192.0.2.10/24")]);
+        assert_eq!(a.store.attachments().unwrap(), vec![]);
+    }
+}

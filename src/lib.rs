@@ -27,3 +27,5 @@ pub mod pod_addresses;
 pub mod rdma;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+mod testing;

@@ -59,13 +59,7 @@ fn from_kvp(conf: &NetConf, host: &HostInterface) -> Result<Address, Error> {
         ))
     })?;
     let ip = kvp::lookup(&conf.kvp_pool_file, mac.as_bytes())?;
-    Ok(Address {
-        ip: IpAddr::V4(ip),
-        prefix_len: conf.kvp_prefix_length,
-        flags: 0,
-        scope: 0,
-        broadcast: None,
-    })
+    Ok(Address::global(IpAddr::V4(ip), conf.kvp_prefix_length))
 }
 
 #[cfg(test)]
@@ -93,13 +87,7 @@ mod tests {
             alias: None,
             addresses: addresses
                 .iter()
-                .map(|a| Address {
-                    ip: a.parse().unwrap(),
-                    prefix_len: 24,
-                    flags: 0,
-                    scope: 0,
-                    broadcast: None,
-                })
+                .map(|a| Address::global(a.parse().unwrap(), 24))
                 .collect(),
             routes: Vec::new(),
         }

@@ -147,11 +147,9 @@ mod tests {
 
     fn addr(ip: &str, scope: u8, flags: u32) -> Address {
         Address {
-            ip: ip.parse().unwrap(),
-            prefix_len: 64,
             flags,
             scope,
-            broadcast: None,
+            ..Address::global(ip.parse().unwrap(), 64)
         }
     }
 

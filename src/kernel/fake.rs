@@ -106,6 +106,17 @@ impl FakeKernel {
         index
     }
 
+    /// Moves link `index` from namespace `from` to `to` as the kernel would (down, without
+    /// addresses and routes), outside the journal: what a delegate or the kernel did.
+    pub fn move_link(&self, index: i32, from: &str, to: &str) {
+        self.world.move_link(from, to, index);
+    }
+
+    /// The link of `ns` called `name`.
+    pub fn link(&self, ns: &str, name: &str) -> Option<FakeLink> {
+        self.links_in(ns).into_iter().find(|l| l.link.name == name)
+    }
+
     /// The links of `ns` now.
     pub fn links_in(&self, ns: &str) -> Vec<FakeLink> {
         self.world.links_in(ns)

@@ -30,6 +30,17 @@ pub struct Address {
 }
 
 impl Address {
+    /// A plain global address: no flags, universe scope, no broadcast.
+    pub fn global(ip: IpAddr, prefix_len: u8) -> Address {
+        Address {
+            ip,
+            prefix_len,
+            flags: 0,
+            scope: 0,
+            broadcast: None,
+        }
+    }
+
     /// `192.0.2.10/24`, the form static IPAM and CNI results use.
     pub fn cidr(&self) -> String {
         format!("{}/{}", self.ip, self.prefix_len)
@@ -131,13 +142,7 @@ mod tests {
     use super::*;
 
     fn addr(s: &str, len: u8) -> Address {
-        Address {
-            ip: s.parse().unwrap(),
-            prefix_len: len,
-            flags: 0,
-            scope: 0,
-            broadcast: None,
-        }
+        Address::global(s.parse().unwrap(), len)
     }
 
     #[test]

@@ -33,11 +33,8 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
             up: true,
             alias: None,
             addresses: vec![Address {
-                ip: "2001:db8::10".parse().unwrap(),
-                prefix_len: 64,
                 flags: 0x02,
-                scope: 0,
-                broadcast: None,
+                ..Address::global("2001:db8::10".parse().unwrap(), 64)
             }],
             routes: vec![Route {
                 family: 4,
