@@ -50,14 +50,24 @@ impl<const N: usize> Arena<N> {
         }
     }
 
-    fn base(&self) -> usize {
-        self.memory.get() as usize
+    /// The first byte of the arena.
+    fn base(&self) -> *mut u8 {
+        self.memory.get().cast::<u8>()
+    }
+
+    /// The arena byte at `offset`. Only called with an offset `bump` reserved, so the
+    /// pointer stays inside `memory` (at most one past its end for an empty block).
+    fn at(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset <= N);
+        // `wrapping_add` keeps the pointer's provenance (no integer-to-pointer cast); with
+        // `offset <= N` it never actually wraps.
+        self.base().wrapping_add(offset)
     }
 
     /// Offset of `ptr` if the block is ours.
     fn offset_of(&self, ptr: *mut u8) -> Option<usize> {
-        (ptr as usize)
-            .checked_sub(self.base())
+        ptr.addr()
+            .checked_sub(self.base().addr())
             .filter(|&off| off < N)
     }
 
@@ -83,26 +93,32 @@ impl<const N: usize> Arena<N> {
     }
 }
 
+// SAFETY: every block handed out lies inside `memory`, is aligned as asked (the arena is
+// 4096-aligned and offsets are rounded up to the block's alignment, at most 4096), and no
+// two live blocks overlap (`top` only moves by compare-and-swap, and only the latest block
+// is ever given back); everything else goes to `System`, which upholds the same contract.
 unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.bump(layout) {
-            Some((start, _)) => (self.base() + start) as *mut u8,
-            None => System.alloc(layout),
+            Some((start, _)) => self.at(start),
+            // SAFETY: the caller's layout contract is passed on unchanged.
+            None => unsafe { System.alloc(layout) },
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match self.bump(layout) {
-            Some((start, pristine)) => {
-                let ptr = (self.base() + start) as *mut u8;
-                // Only bytes handed out before (and given back) can be dirty.
-                if start < pristine {
-                    std::ptr::write_bytes(ptr, 0, layout.size().min(pristine - start));
-                }
-                ptr
-            }
-            None => System.alloc_zeroed(layout),
+        let Some((start, pristine)) = self.bump(layout) else {
+            // SAFETY: the caller's layout contract is passed on unchanged.
+            return unsafe { System.alloc_zeroed(layout) };
+        };
+        let ptr = self.at(start);
+        // Only bytes handed out before (and given back) can be dirty.
+        if start < pristine {
+            // SAFETY: `ptr` starts a block of `layout.size()` bytes that `bump` just reserved
+            // for us alone; fewer than that are written.
+            unsafe { std::ptr::write_bytes(ptr, 0, layout.size().min(pristine - start)) };
         }
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -113,13 +129,16 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
                     .top
                     .compare_exchange(off + layout.size(), off, SeqCst, SeqCst);
             }
-            None => System.dealloc(ptr, layout),
+            // SAFETY: not ours, so `System` handed it out with this layout.
+            None => unsafe { System.dealloc(ptr, layout) },
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let Some(off) = self.offset_of(ptr) else {
-            return System.realloc(ptr, layout, new_size);
+            // SAFETY: not ours, so `System` handed it out with this layout; the caller's
+            // contract on `new_size` is passed on.
+            return unsafe { System.realloc(ptr, layout, new_size) };
         };
         let old_end = off + layout.size();
         if new_size <= layout.size() {
@@ -138,11 +157,18 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             self.pristine.fetch_max(off + new_size, SeqCst);
             return ptr;
         }
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        let new = self.alloc(new_layout);
+        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
+        // overflow `isize`, which is what `Layout` requires.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: a valid non-zero-size layout (`new_size` > the old size).
+        let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
-            std::ptr::copy_nonoverlapping(ptr, new, layout.size());
-            self.dealloc(ptr, layout);
+            // SAFETY: the old block holds `layout.size()` bytes, the new one at least as many,
+            // and they are different blocks; the old one is ours to give back.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size());
+                self.dealloc(ptr, layout);
+            }
         }
         new
     }
@@ -152,6 +178,9 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
 mod tests {
     use super::*;
 
+    // The tests call the allocator directly, as the standard library would: every block
+    // they use was handed out by the arena under test with the layout they pass back.
+
     fn layout(size: usize, align: usize) -> Layout {
         Layout::from_size_align(size, align).unwrap()
     }
@@ -159,14 +188,15 @@ mod tests {
     #[test]
     fn blocks_are_aligned_and_disjoint() {
         static A: Arena<4096> = Arena::new();
+        // SAFETY: see the note at the top of the tests.
         unsafe {
             let a = A.alloc(layout(3, 1));
             let b = A.alloc(layout(16, 16));
             let c = A.alloc(layout(8, 8));
-            assert_eq!(b as usize % 16, 0);
-            assert_eq!(c as usize % 8, 0);
-            assert!(a < b && (a as usize) + 3 <= b as usize);
-            assert!((b as usize) + 16 <= c as usize);
+            assert_eq!(b.addr() % 16, 0);
+            assert_eq!(c.addr() % 8, 0);
+            assert!(a < b && a.addr() + 3 <= b.addr());
+            assert!(b.addr() + 16 <= c.addr());
             assert!(A.offset_of(a).is_some() && A.offset_of(c).is_some());
         }
     }
@@ -174,6 +204,7 @@ mod tests {
     #[test]
     fn the_latest_block_is_given_back_and_reused() {
         static A: Arena<4096> = Arena::new();
+        // SAFETY: see the note at the top of the tests.
         unsafe {
             let keep = A.alloc(layout(104, 8));
             let used = A.used();
@@ -190,6 +221,7 @@ mod tests {
     #[test]
     fn zeroed_blocks_are_zero_even_where_memory_was_used_before() {
         static A: Arena<4096> = Arena::new();
+        // SAFETY: see the note at the top of the tests.
         unsafe {
             let dirty = A.alloc(layout(64, 8));
             std::ptr::write_bytes(dirty, 0xAB, 64);
@@ -203,6 +235,7 @@ mod tests {
     #[test]
     fn the_latest_block_grows_in_place_and_others_move_with_their_bytes() {
         static A: Arena<4096> = Arena::new();
+        // SAFETY: see the note at the top of the tests.
         unsafe {
             let a = A.alloc(layout(16, 8));
             std::ptr::write_bytes(a, 7, 16);
@@ -220,6 +253,7 @@ mod tests {
     #[test]
     fn a_full_arena_falls_back_to_the_system_allocator() {
         static A: Arena<256> = Arena::new();
+        // SAFETY: see the note at the top of the tests.
         unsafe {
             let big = A.alloc(layout(1024, 8));
             assert!(!big.is_null());
@@ -236,7 +270,7 @@ mod tests {
             assert!(std::slice::from_raw_parts(out, 200).iter().all(|&b| b == 9));
             A.dealloc(out, layout(300, 8));
             let odd = A.alloc(layout(8, 8192));
-            assert!(A.offset_of(odd).is_none() && (odd as usize).is_multiple_of(8192));
+            assert!(A.offset_of(odd).is_none() && odd.addr().is_multiple_of(8192));
             A.dealloc(odd, layout(8, 8192));
         }
     }

@@ -4,7 +4,7 @@
 //! generate so that it acts on exactly the interface we resolved.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
@@ -59,17 +59,20 @@ impl Delegate {
         let me = std::fs::metadata("/proc/self/exe")
             .ok()
             .map(|m| (m.dev(), m.ino()));
-        let binary = search_path
-            .iter()
-            .map(|dir| dir.join(name))
-            .find(|p| is_executable_other_than(p, me))
-            .ok_or_else(|| {
-                Error::PluginNotAvailable(format!(
-                    "delegate plugin {name:?} not found in CNI_PATH or {}; install the reference \
-                     CNI plugins (Debian: apt-get install containernetworking-plugins)",
-                    DEFAULT_PLUGIN_DIRS.join(", ")
-                ))
-            })?;
+        let not_found = || {
+            Error::PluginNotAvailable(format!(
+                "delegate plugin {name:?} not found in CNI_PATH or {}; install the reference \
+                 CNI plugins (Debian: apt-get install containernetworking-plugins)",
+                DEFAULT_PLUGIN_DIRS.join(", ")
+            ))
+        };
+        let dirs = std::env::join_paths(&search_path)
+            .map_err(|e| Error::invalid_env("CNI_PATH", e.to_string()))?;
+        // `which` walks the directories in order and keeps executable regular files.
+        let binary = which::which_in_all(name, Some(dirs), "/")
+            .map_err(|_| not_found())?
+            .find(|p| !is_same_file(p, me))
+            .ok_or_else(not_found)?;
         Ok(Delegate {
             name: name.to_owned(),
             binary,
@@ -234,10 +237,8 @@ fn static_ipam(user_ipam: Option<&Value>, addresses: &[Address]) -> Option<Value
     Some(json!({ "type": "static", "addresses": list }))
 }
 
-fn is_executable_other_than(p: &Path, me: Option<(u64, u64)>) -> bool {
-    p.metadata().is_ok_and(|m| {
-        m.is_file() && m.permissions().mode() & 0o111 != 0 && Some((m.dev(), m.ino())) != me
-    })
+fn is_same_file(p: &Path, me: Option<(u64, u64)>) -> bool {
+    p.metadata().is_ok_and(|m| Some((m.dev(), m.ino())) == me)
 }
 
 fn snippet(stdout: &str, stderr: &str) -> String {
@@ -253,6 +254,7 @@ fn snippet(stdout: &str, stderr: &str) -> String {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn addr(ip: &str, len: u8) -> Address {
         Address::global(ip.parse().unwrap(), len)
