@@ -3,13 +3,19 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cni::CniVersion;
 pub use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::log::LogLevel;
+
+#[cfg(test)]
+mod fuzz;
+mod wire;
+
+use wire::{decode, wrong_type};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -64,87 +70,6 @@ pub struct ValidAttachment {
     #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
-}
-
-/// The wire shape with every field type-checked; meaning is checked in [`NetConf::parse`].
-/// Read by hand rather than derived so each error names its field.
-struct RawConf {
-    cni_version: Option<String>,
-    name: Option<String>,
-    device_id: Option<String>,
-    pci_bus_id: Option<String>,
-    runtime_device_id: Option<String>,
-    device: Option<String>,
-    hwaddr: Option<String>,
-    ipam: Option<Value>,
-    pod_interface_name: Option<String>,
-    state_dir: Option<String>,
-    delegate: Option<String>,
-    log_file: Option<String>,
-    log_level: Option<String>,
-    allow_default_route_device: bool,
-    address_source: Option<String>,
-    kvp_pool_file: Option<String>,
-    kvp_prefix_length: Option<Value>,
-    prev_result: Option<Value>,
-    valid_attachments: Option<Vec<ValidAttachment>>,
-}
-
-impl RawConf {
-    fn from_object(obj: &Map<String, Value>) -> Result<RawConf> {
-        let string = |key: &str| optional_string(obj, key, key);
-        let runtime_device_id = match obj.get("runtimeConfig") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(rc)) => optional_string(rc, "deviceID", "runtimeConfig.deviceID")?,
-            Some(_) => return Err(wrong_type("runtimeConfig", "an object")),
-        };
-        let allow_default_route_device = match obj.get("allowDefaultRouteDevice") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(wrong_type("allowDefaultRouteDevice", "true or false")),
-        };
-        let valid_attachments = match obj.get("cni.dev/valid-attachments") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
-                Error::InvalidConfig(format!(
-                    "\"cni.dev/valid-attachments\" must be a list of {{containerID, ifname}}: {e}"
-                ))
-            })?),
-        };
-        Ok(RawConf {
-            cni_version: string("cniVersion")?,
-            name: string("name")?,
-            device_id: string("deviceID")?,
-            pci_bus_id: string("pciBusID")?,
-            runtime_device_id,
-            device: string("device")?,
-            hwaddr: string("hwaddr")?,
-            ipam: obj.get("ipam").cloned(),
-            pod_interface_name: string("podInterfaceName")?,
-            state_dir: string("stateDir")?,
-            delegate: string("delegate")?,
-            log_file: string("logFile")?,
-            log_level: string("logLevel")?,
-            allow_default_route_device,
-            address_source: string("addressSource")?,
-            kvp_pool_file: string("kvpPoolFile")?,
-            kvp_prefix_length: obj.get("kvpPrefixLength").cloned().filter(|v| !v.is_null()),
-            prev_result: obj.get("prevResult").cloned().filter(|v| !v.is_null()),
-            valid_attachments,
-        })
-    }
-}
-
-fn optional_string(obj: &Map<String, Value>, key: &str, shown: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(wrong_type(shown, "a string")),
-    }
-}
-
-fn wrong_type(field: &str, expected: &str) -> Error {
-    Error::InvalidConfig(format!("\"{field}\" must be {expected}"))
 }
 
 fn parse_pod_interface_name(v: Option<&str>) -> Result<PodInterfaceName> {
@@ -252,23 +177,6 @@ impl NetConf {
         })
     }
 }
-
-fn decode(stdin: &[u8]) -> Result<RawConf> {
-    if stdin.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::Decode(
-            "no network configuration on stdin".to_string(),
-        ));
-    }
-    let value: Value = serde_json::from_slice(stdin)
-        .map_err(|e| Error::Decode(format!("network configuration is not valid JSON: {e}")))?;
-    match value {
-        Value::Object(obj) => RawConf::from_object(&obj),
-        _ => Err(Error::Decode(
-            "network configuration must be a JSON object".into(),
-        )),
-    }
-}
-
 fn parse_version(v: Option<&str>) -> Result<CniVersion> {
     let v = v.ok_or_else(|| Error::InvalidConfig("\"cniVersion\" is required".into()))?;
     CniVersion::parse(v).ok_or_else(|| {
@@ -529,129 +437,6 @@ mod tests {
                 container_id: "c1".into(),
                 ifname: "net1".into()
             }]
-        );
-    }
-
-    /// A tiny deterministic generator (xorshift) for the fuzz tests below.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
-    const KEYS: [&str; 18] = [
-        "cniVersion",
-        "name",
-        "type",
-        "deviceID",
-        "pciBusID",
-        "runtimeConfig",
-        "device",
-        "hwaddr",
-        "ipam",
-        "podInterfaceName",
-        "stateDir",
-        "delegate",
-        "logFile",
-        "logLevel",
-        "allowDefaultRouteDevice",
-        "prevResult",
-        "cni.dev/valid-attachments",
-        "containerID",
-    ];
-    const STRINGS: [&str; 12] = [
-        "0.3.1",
-        "1.1.0",
-        "9.9.9",
-        "0000:5e:00.1",
-        "../../etc",
-        "host",
-        "cni",
-        "/tmp/x",
-        "aa:bb:cc:dd:ee:ff",
-        "",
-        "static",
-        "\u{0}\u{ffff}",
-    ];
-
-    /// An arbitrary JSON value, biased towards our own keys and plausible strings.
-    fn arbitrary_json(rng: &mut Rng, depth: u32) -> Value {
-        match rng.below(if depth > 3 { 5 } else { 7 }) {
-            0 => Value::Null,
-            1 => Value::Bool(rng.below(2) == 0),
-            2 => json!(rng.next() as i64),
-            3 => json!((rng.next() as f64) / 7.0),
-            4 => json!(STRINGS[rng.below(STRINGS.len() as u64) as usize]),
-            5 => Value::Array(
-                (0..rng.below(4))
-                    .map(|_| arbitrary_json(rng, depth + 1))
-                    .collect(),
-            ),
-            _ => Value::Object(
-                (0..rng.below(8))
-                    .map(|_| {
-                        let key = KEYS[rng.below(KEYS.len() as u64) as usize].to_owned();
-                        (key, arbitrary_json(rng, depth + 1))
-                    })
-                    .collect(),
-            ),
-        }
-    }
-
-    /// Arbitrary bytes never panic the parser (a dependency-free fuzz).
-    #[test]
-    fn parser_never_panics_on_arbitrary_bytes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let alphabet = br#"{}[]":,0123456789.-abcdeEfnrtul \deviceIDpciBusIDcniVersionname"#;
-        for _ in 0..20_000 {
-            let len = rng.below(96) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    let r = rng.next();
-                    if r.is_multiple_of(4) {
-                        r as u8
-                    } else {
-                        alphabet[(r >> 8) as usize % alphabet.len()]
-                    }
-                })
-                .collect();
-            let _ = NetConf::parse(&bytes);
-            let _ = crate::cni::version::peek(&bytes);
-        }
-    }
-
-    /// Arbitrary JSON documents never panic the parser, and whatever parses is usable.
-    #[test]
-    fn parser_never_panics_on_arbitrary_json() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut accepted = 0;
-        for _ in 0..20_000 {
-            let mut doc = arbitrary_json(&mut rng, 0);
-            if rng.below(2) == 0 {
-                // Often start from a valid base so deeper checks are reached.
-                let mut base = json!({"cniVersion": "1.1.0", "name": "n"});
-                if let Value::Object(extra) = doc {
-                    base.as_object_mut().unwrap().extend(extra);
-                }
-                doc = base;
-            }
-            if let Ok(conf) = NetConf::parse(doc.to_string().as_bytes()) {
-                accepted += 1;
-                assert!(conf.state_dir.is_absolute());
-                let _ = conf.selector.require_some();
-            }
-        }
-        assert!(
-            accepted > 100,
-            "the generator should also produce valid configs ({accepted})"
         );
     }
 }
