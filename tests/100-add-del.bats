@@ -4,11 +4,6 @@
 
 load helpers
 
-# The Multus delegate config: deviceID and pciBusID both injected.
-multus_config() {
-    config_for "net-$TID" "$(jq -cn --arg pci "$PCI" '{deviceID: $pci, pciBusID: $pci}')"
-}
-
 @test "ADD via deviceID+pciBusID (Multus) moves the NIC into the pod under its host name with all addresses, UP" {
     standard_nic
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$(multus_config)"
@@ -126,13 +121,9 @@ multus_config() {
             run_in_host_ns ip -j -6 route show dev "$NIC" | jq -S '[.[] | select(.dst | startswith("fe80") | not) | del(.pref, .expires)] | sort_by(.dst)'
         }
     }
-    local before after config
+    local before after
     before=$(snapshot)
-    config=$(multus_config)
-    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok
-    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok_silent
+    add_del_ok "$(multus_config)"
     after=$(snapshot)
     [[ $before == "$after" ]] || die "host state differs after ADD+DEL:
 $(diff <(echo "$before") <(echo "$after"))"
@@ -142,10 +133,7 @@ $(diff <(echo "$before") <(echo "$after"))"
     standard_nic
     local config
     config=$(multus_config)
-    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok
-    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok_silent
+    add_del_ok "$config"
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok_silent
     assert_link_up host "$NIC"
@@ -172,10 +160,7 @@ $(diff <(echo "$before") <(echo "$after"))"
     standard_nic
     local config
     config=$(multus_config)
-    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok
-    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
-    assert_plugin_ok_silent
+    add_del_ok "$config"
     run_plugin ADD "${CID}b" "$POD_NETNS" net1 "$config"
     assert_plugin_ok
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
@@ -208,7 +193,7 @@ $(diff <(echo "$before") <(echo "$after"))"
     make_nic "b${TID}" 0000:5e:00.2 10.78.0.2/24 2001:db8:78::2/64
     local c1 c2
     c1=$(multus_config)
-    c2=$(config_for "net-$TID" '{"deviceID":"0000:5e:00.2","pciBusID":"0000:5e:00.2"}')
+    c2=$(multus_config 0000:5e:00.2)
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$c1"
     assert_plugin_ok
     run_plugin ADD "$CID" "$POD_NETNS" net2 "$c2"

@@ -38,15 +38,9 @@ expect_rejected() {
     assert_nic_untouched
 }
 
-# assert_msg_contains <text>: the CNI error message names what was wrong
-assert_msg_contains() {
-    jq -e --arg m "$1" '.msg | contains($m)' <<<"$output" >/dev/null ||
-        die "error message does not contain '$1': $output"
-}
-
 # A valid Multus-style config.
 good() {
-    config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"pciBusID\":\"$PCI\"}"
+    multus_config
 }
 
 # with <jq-expression>: the valid config transformed by jq

@@ -6,40 +6,18 @@
 
 load helpers
 
-# A NIC with everything DEL has to restore: MTU 1400, v4+v6 (nodad), a route.
-rich_nic() {
-    NIC_MTU=1400 standard_nic
-    add_route 10.99.0.0/16 10.77.0.1 "$NIC"
-    CONF=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"pciBusID\":\"$PCI\"}")
-}
-
-# The NIC is on the host exactly as rich_nic made it, and nothing is tracked.
-assert_nic_restored() {
-    assert_link_exists host "$NIC"
-    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
-    assert_addr_flag host "$NIC" "$NIC_V6" nodad
-    assert_mtu host "$NIC" 1400
-    assert_link_up host "$NIC"
-    assert_mac host "$NIC" "$NIC_MAC_ADDR"
-    assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
-    assert_no_link pod "$NIC"
-    [[ ! -e $(state_file "$CID" net1) ]] || die "state file still there: $(cat "$(state_file "$CID" net1)")"
-}
-
 # Like run_plugin, with extra environment (e.g. a fault point) and without the
 # timeout wrapper, whose exit status would hide a SIGKILL.
 run_plugin_env() {
     local extra=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
+    local -a envs
+    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
     printf '%s' "$config" >"$WORKDIR/config-env.json"
     # shellcheck disable=SC2086
-    run --separate-stderr nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" \
-        CNI_PATH="${PLUGIN_CNI_PATH:-$CNI_PLUGIN_DIR}" CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" \
-        CNI_NETNS="$netns" CNI_IFNAME="$ifname" CNI_ARGS="$(multus_cni_args "$cid")" $extra \
+    run --separate-stderr nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" $extra \
         "$PLUGIN" <"$WORKDIR/config-env.json" 3>&-
     echo "# run_plugin_env $extra $cmd: status $status stdout: $output stderr: $stderr"
 }
-
-
 
 @test "netns gone: DEL finds the NIC the kernel handed back as net1, DOWN, without IPs, and restores it" {
     rich_nic

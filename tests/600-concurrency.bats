@@ -12,12 +12,13 @@ BG_PIDS=()
 # background, exit status appended to <outfile>.status.
 plugin_bg() {
     local out=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
+    local -a envs
+    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
     printf '%s' "$config" >"$out.conf"
     (
         set +e # bats runs with errexit; a failing plugin must still record its status
-        timeout 60 nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" CNI_PATH="$CNI_PLUGIN_DIR" \
-            CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" CNI_NETNS="$netns" CNI_IFNAME="$ifname" \
-            CNI_ARGS="$(multus_cni_args "$cid")" "$PLUGIN" <"$out.conf" >"$out.stdout" 2>"$out.stderr"
+        timeout 60 nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" \
+            "$PLUGIN" <"$out.conf" >"$out.stdout" 2>"$out.stderr"
         echo $? >"$out.status"
     ) 3>&- &
     BG_PIDS+=($!)
@@ -52,29 +53,35 @@ conf_of() {
     config_for "par-$TID" "{\"deviceID\":\"0000:5e:00.$1\",\"pciBusID\":\"0000:5e:00.$1\"}"
 }
 
+# bg_round <ADD|DEL>: the command for every NIC i (container c<tid>x<i>, pod
+# PODS[i], net1) at once in the background; waits for all, each must exit 0.
+# Outputs in $WORKDIR/<add|del><i>.{stdout,stderr,status}.
+bg_round() {
+    local cmd=$1 i
+    for i in $(seq 0 $((N_NICS - 1))); do
+        plugin_bg "$WORKDIR/${cmd,,}$i" "$cmd" "c${TID}x$i" "${PODS[$i]}" net1 "$(conf_of "$i")"
+    done
+    wait_bg
+    for i in $(seq 0 $((N_NICS - 1))); do
+        assert_bg_ok "$WORKDIR/${cmd,,}$i"
+    done
+}
+
 @test "$N_NICS NICs ADDed in parallel and DELed in parallel, three rounds, everything intact" {
     declare -a PODS
     make_many
     local round i
     for round in 1 2 3; do
+        bg_round ADD
         for i in $(seq 0 $((N_NICS - 1))); do
-            plugin_bg "$WORKDIR/add$i" ADD "c${TID}x$i" "${PODS[$i]}" net1 "$(conf_of "$i")"
-        done
-        wait_bg
-        for i in $(seq 0 $((N_NICS - 1))); do
-            assert_bg_ok "$WORKDIR/add$i"
             jq -e --arg n "n${TID}$i" '.interfaces[0].name == $n' "$WORKDIR/add$i.stdout" >/dev/null ||
                 die "round $round: result of NIC $i is wrong: $(cat "$WORKDIR/add$i.stdout")"
             assert_addrs "${PODS[$i]}" "n${TID}$i" "10.80.$i.2/24" "2001:db8:80:1$i::2/64"
             assert_route "${PODS[$i]}" "10.81.$i.0/24" "10.80.$i.1" "n${TID}$i"
             assert_no_link host "n${TID}$i"
         done
+        bg_round DEL
         for i in $(seq 0 $((N_NICS - 1))); do
-            plugin_bg "$WORKDIR/del$i" DEL "c${TID}x$i" "${PODS[$i]}" net1 "$(conf_of "$i")"
-        done
-        wait_bg
-        for i in $(seq 0 $((N_NICS - 1))); do
-            assert_bg_ok "$WORKDIR/del$i"
             assert_addrs host "n${TID}$i" "10.80.$i.2/24" "2001:db8:80:1$i::2/64"
             assert_link_up host "n${TID}$i"
             assert_route host "10.81.$i.0/24" "10.80.$i.1" "n${TID}$i"

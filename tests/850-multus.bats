@@ -285,15 +285,9 @@ two_nic_pod() {
 
     # the kernel's hand-back of physical NICs when the netns dies (simulated for
     # veths): DOWN, no addresses, under their pod-side or a devN name
-    local pair
-    for pair in "$NIC_A:dev4" "$NIC_B:$NIC_B"; do
-        run_in_pod_ns ip link set "${pair%%:*}" down
-        [[ ${pair%%:*} == "${pair#*:}" ]] || run_in_pod_ns ip link set "${pair%%:*}" name "${pair#*:}"
-        run_in_pod_ns ip link set "${pair#*:}" netns "$HOST_NS_PID"
-        run_in_host_ns ip addr flush dev "${pair#*:}"
-    done
-    kill -9 "$POD_NS_PID"
-    wait "$POD_NS_PID" 2>/dev/null || true
+    hand_back_to_host "$NIC_A" dev4
+    hand_back_to_host "$NIC_B" "$NIC_B"
+    kill_pod_netns
 
     # Multus (thick) still has the netns path in its cache; the kubelet may also send ""
     run_plugin DEL "$SANDBOX" "$POD_NETNS" net2 "$(with_prev "$conf2" "$res2")"

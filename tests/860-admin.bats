@@ -27,13 +27,7 @@ assert_admin_ok() {
     [[ $status -eq 0 ]] || die "exit status $status, expected 0 (stdout: $output; stderr: $stderr)"
 }
 
-# A NIC with everything restore has to bring back: MTU 1400, v4+v6 (nodad), a route.
-rich_nic() {
-    NIC_MTU=1400 standard_nic
-    add_route 10.99.0.0/16 10.77.0.1 "$NIC"
-    CONF=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"pciBusID\":\"$PCI\"}")
-}
-
+# rich_nic, ADDed into the pod.
 add_rich_nic() {
     rich_nic
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"
@@ -41,22 +35,16 @@ add_rich_nic() {
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
 }
 
-# The NIC is on the host exactly as rich_nic made it, and nothing is tracked.
-assert_nic_restored() {
-    assert_link_exists host "$NIC"
-    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
-    assert_addr_flag host "$NIC" "$NIC_V6" nodad
-    assert_mtu host "$NIC" 1400
-    assert_link_up host "$NIC"
-    assert_mac host "$NIC" "$NIC_MAC_ADDR"
-    assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
-    if kill -0 "$POD_NS_PID" 2>/dev/null; then
-        assert_no_link pod "$NIC"
-    fi
-    [[ ! -e $(state_file "$CID" net1) ]] || die "state file still there: $(cat "$(state_file "$CID" net1)")"
+# expect_restored <target> <stdout part> [restore option...]: `restore <target>`
+# exits 0, its stdout says <stdout part>, and the NIC is back as rich_nic made it.
+expect_restored() {
+    local target=$1 says=$2
+    shift 2
+    run_admin restore "$target" "$@" --state-dir "$STATE_DIR"
+    assert_admin_ok
+    [[ $output == *"$says"* ]] || die "stdout does not say '$says': $output"
+    assert_nic_restored
 }
-
-
 
 # A runtime that never calls DEL, and a pod netns that died: the NIC is on the
 # host as dev3, DOWN, without addresses; the state file is still there.
@@ -176,16 +164,10 @@ strand_nic() {
 
 @test "restore <PCI>: a NIC stranded by a runtime that never called DEL comes back fully; a second restore is a no-op" {
     strand_nic
-    run_admin restore "$PCI" --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"restored $NIC"* ]] || die "stdout does not say what was restored: $output"
+    expect_restored "$PCI" "restored $NIC"
     assert_no_link host dev3
-    assert_nic_restored
 
-    run_admin restore "$PCI" --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"nothing to restore"* ]] || die "second restore does not say there is nothing to do: $output"
-    assert_nic_restored
+    expect_restored "$PCI" "nothing to restore"
 
     # and the runtime's late DEL changes nothing
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$CONF"
@@ -206,10 +188,7 @@ strand_nic() {
     assert_no_link host "$NIC"
     [[ -e $(state_file "$CID" net1) ]] || die "refused restore removed the state"
 
-    run_admin restore "$PCI" --force --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"restored $NIC"* ]] || die "$output"
-    assert_nic_restored
+    expect_restored "$PCI" "restored $NIC" --force
     # the pod keeps living, without the NIC
     kill -0 "$POD_NS_PID" || die "the pod's netns holder died"
     assert_no_link pod "$NIC"
@@ -222,18 +201,12 @@ strand_nic() {
 
 @test "restore by host interface name" {
     strand_nic
-    run_admin restore "$NIC" --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"restored $NIC"* ]] || die "$output"
-    assert_nic_restored
+    expect_restored "$NIC" "restored $NIC"
 }
 
 @test "restore by full container id" {
     strand_nic
-    run_admin restore "$CID" --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"restored $NIC ($CID/net1)"* ]] || die "$output"
-    assert_nic_restored
+    expect_restored "$CID" "restored $NIC ($CID/net1)"
 }
 
 @test "restore by a 12-character container id prefix, as 'list' shows it; other attachments untouched" {
@@ -248,10 +221,7 @@ strand_nic() {
     hand_back_to_host "$NIC" dev3
     kill_pod_netns
 
-    run_admin restore "${long:0:12}" --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"restored $NIC ($long/net1)"* ]] || die "$output"
-    CID=$long assert_nic_restored
+    CID=$long expect_restored "${long:0:12}" "restored $NIC ($long/net1)"
     # the other pod keeps its NIC
     assert_addrs "$NEW_POD_NETNS" "m${TID}" 10.78.0.2/24
     [[ -e $(state_file "other${TID}" net1) ]] || die "the other attachment lost its state"

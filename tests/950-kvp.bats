@@ -75,11 +75,6 @@ pod_link() {
         die "cannot create $1 in the pod"
 }
 
-assert_msg_contains() {
-    jq -e --arg m "$1" '.msg | contains($m)' <<<"$output" >/dev/null ||
-        die "error message does not contain '$1': $output"
-}
-
 ###########################################################################
 # the plugin on its own
 ###########################################################################

@@ -241,6 +241,15 @@ nic_mac() {
     run_in_host_ns ip -j link show dev "$1" | jq -r '.[0].address'
 }
 
+# rich_nic: the standard NIC with everything a restore has to bring back (MTU
+# 1400, IPv4 + IPv6 with nodad, a route 10.99.0.0/16 via 10.77.0.1), and CONF,
+# the Multus-style config that selects it. assert_nic_restored checks it all.
+rich_nic() {
+    NIC_MTU=1400 standard_nic
+    add_route 10.99.0.0/16 10.77.0.1 "$NIC"
+    CONF=$(multus_config)
+}
+
 ###########################################################################
 # configs
 ###########################################################################
@@ -256,6 +265,13 @@ config_for() {
         '{cniVersion: "0.3.1", name: $name, type: "amd-host-device",
           stateDir: $state, logFile: $log, logLevel: "debug"} + $extra' ||
         die "config_for: bad extra json: $extra"
+}
+
+# multus_config [pci]: the config as Multus delegates it, the PCI address
+# ($PCI by default) injected as both deviceID and pciBusID; network net-$TID.
+multus_config() {
+    local pci=${1:-$PCI}
+    config_for "net-$TID" "$(jq -cn --arg pci "$pci" '{deviceID: $pci, pciBusID: $pci}')"
 }
 
 # The state file of an attachment.
@@ -298,13 +314,25 @@ kill_pod_netns() {
 run_plugin() {
     local cmd=$1 cid=$2 netns=$3 ifname=$4 config=$5
     # A runtime's PATH, not the test runner's.
-    local -a envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin CNI_PATH="$CNI_PLUGIN_DIR")
-    [[ $cmd == "<unset>" ]] || envs+=(CNI_COMMAND="$cmd")
-    [[ $cid == "<unset>" ]] || envs+=(CNI_CONTAINERID="$cid")
-    [[ $netns == "<unset>" ]] || envs+=(CNI_NETNS="$netns")
-    [[ $ifname == "<unset>" ]] || envs+=(CNI_IFNAME="$ifname")
-    envs+=(CNI_ARGS="${PLUGIN_CNI_ARGS-$(multus_cni_args "$cid")}")
-    _run_plugin_env "$config" "${envs[@]}"
+    local -a envs
+    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
+    _run_plugin_env "$config" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${envs[@]}"
+}
+
+# cni_env <array-name> <CMD> <cid> <netns> <ifname>: fills the array with the
+#   CNI_* variables a runtime passes (every run of the plugin in the suite gets
+#   them from here). <unset> leaves that variable out. CNI_PATH is
+#   $PLUGIN_CNI_PATH if set, else $CNI_PLUGIN_DIR; CNI_ARGS is $PLUGIN_CNI_ARGS
+#   if set (even empty), else multus_cni_args.
+cni_env() {
+    local -n _cni_env_out=$1
+    local cmd=$2 cid=$3 netns=$4 ifname=$5
+    _cni_env_out=(CNI_PATH="${PLUGIN_CNI_PATH:-$CNI_PLUGIN_DIR}")
+    [[ $cmd == "<unset>" ]] || _cni_env_out+=(CNI_COMMAND="$cmd")
+    [[ $cid == "<unset>" ]] || _cni_env_out+=(CNI_CONTAINERID="$cid")
+    [[ $netns == "<unset>" ]] || _cni_env_out+=(CNI_NETNS="$netns")
+    [[ $ifname == "<unset>" ]] || _cni_env_out+=(CNI_IFNAME="$ifname")
+    _cni_env_out+=(CNI_ARGS="${PLUGIN_CNI_ARGS-$(multus_cni_args "$cid")}")
 }
 
 # run_bare_plugin <binary> <CMD> <cid> <netns> <ifname> <config-json>: same
@@ -313,6 +341,14 @@ run_bare_plugin() {
     local bin=$1
     shift
     PLUGIN="$bin" run_plugin "$@"
+}
+
+# add_del_ok <config>: ADD $CID into the pod as net1, then DEL it; both succeed.
+add_del_ok() {
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$1"
+    assert_plugin_ok
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$1"
+    assert_plugin_ok_silent
 }
 
 # The plumbing: stdin from a file (printf, so empty means empty), env -i so
@@ -418,6 +454,12 @@ assert_cni_error() {
     [[ $got == "$code" ]] || die "CNI error code is $got, expected $code: $output"
 }
 
+# assert_msg_contains <text>: the CNI error message names what was wrong.
+assert_msg_contains() {
+    jq -e --arg m "$1" '.msg | contains($m)' <<<"$output" >/dev/null ||
+        die "error message does not contain '$1': $output"
+}
+
 # Global-scope addresses of <ifname> in <ns> as sorted "addr/prefix" lines.
 link_addrs() {
     ns_exec "$1" ip -j addr show dev "$2" |
@@ -518,4 +560,29 @@ assert_result_addrs() {
     want=$(printf '%s\n' "$@" | sort)
     got=$(result_addrs)
     [[ $got == "$want" ]] || die "result ips: expected [$(echo $want)], got [$(echo $got)]: $output"
+}
+
+# assert_nic_home [mtu]: $NIC (standard_nic) is on the host as it was made:
+# under its name, UP, with $NIC_V4 and $NIC_V6 (nodad kept), the MTU (default
+# 1500) and its MAC.
+assert_nic_home() {
+    local mtu=${1:-1500}
+    assert_link_exists host "$NIC"
+    assert_link_up host "$NIC"
+    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+    assert_addr_flag host "$NIC" "$NIC_V6" nodad
+    assert_mtu host "$NIC" "$mtu"
+    assert_mac host "$NIC" "$NIC_MAC_ADDR"
+}
+
+# assert_nic_restored: $NIC is on the host exactly as rich_nic made it (with
+# its route), not in the pod (checked while the pod's netns lives), and the
+# attachment $CID/net1 has no state file left.
+assert_nic_restored() {
+    assert_nic_home 1400
+    assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
+    if kill -0 "$POD_NS_PID" 2>/dev/null; then
+        assert_no_link pod "$NIC"
+    fi
+    [[ ! -e $(state_file "$CID" net1) ]] || die "state file still there: $(cat "$(state_file "$CID" net1)")"
 }
