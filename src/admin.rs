@@ -73,9 +73,14 @@ fn dispatch(args: &[String]) -> anyhow::Result<()> {
         "--version" | "version" => {
             let versions: Vec<&str> = CniVersion::ALL.iter().map(|v| v.as_str()).collect();
             println!(
-                "amd-host-device {} (CNI spec versions {})",
+                "amd-host-device {} (CNI spec versions {}){}",
                 env!("CARGO_PKG_VERSION"),
-                versions.join(", ")
+                versions.join(", "),
+                if crate::fault::BUILT_IN {
+                    " [test build: fault injection built in]"
+                } else {
+                    ""
+                }
             );
             Ok(())
         }

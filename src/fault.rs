@@ -3,6 +3,9 @@
 //! so the crash-safety tests can stop an ADD exactly there. Without the feature (every
 //! deployable build) a fault point is nothing at all.
 
+/// Whether this binary has the fault points (`--version` says so, for the test suite).
+pub const BUILT_IN: bool = cfg!(feature = "test-faults");
+
 /// Dies here if the test asked for this point.
 #[cfg(feature = "test-faults")]
 pub fn point(name: &str) {

@@ -75,6 +75,8 @@ run_plugin_env() {
 # runtime's next DEL must restore the NIC fully.
 crash_then_del() {
     local point=$1
+    "$PLUGIN" --version | grep -q 'fault injection built in' ||
+        die "$PLUGIN was built without the fault points: build it with 'cargo build --features test-faults' (scripts/test.sh does)"
     rich_nic
     run_plugin_env "AMD_HOST_DEVICE_TEST_FAULT=$point" ADD "$CID" "$POD_NETNS" net1 "$CONF"
     [[ $status -eq 137 ]] || die "expected the plugin to be SIGKILLed at $point (137), got $status"
