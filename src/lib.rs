@@ -1,9 +1,11 @@
 //! amd-host-device: a CNI plugin that hands a whole NIC to a pod through the reference
 //! `host-device` plugin and gives it back intact.
 //!
-//! Layout: `cni` (protocol), `config` (network config), `device` (which NIC), `netlink` +
-//! `netns` (kernel requests), `rdma` (RDMA devices that follow their netdev), `snapshot` (capture/restore policy), `state` (on-disk state and
-//! locks), `delegate` (exec host-device), `commands` (one module per CNI command).
+//! The command flow: `main` → `commands` (the CNI verbs) or `admin` → `give_back`,
+//! `pod_addresses`, `context` → the concerns below them (`kernel`, `state`, `config`,
+//! `snapshot`, `device`, `delegate`, `rdma`, `netlink`, `netns`, `kvp`) → `error` → the
+//! leaves (`cni`, `device_id`, `lock_wait`, `log`, `arena`). docs/architecture.md tells
+//! the flow of ADD and DEL and the invariants of the state directory.
 
 pub mod admin;
 pub mod arena;

@@ -202,14 +202,10 @@ fn status(conf: &IpamConf) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::collections::HashMap;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
+    /// The runtime's variables, as `run` looks them up.
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| vars.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
     }
 
     const ENV: &[(&str, &str)] = &[
