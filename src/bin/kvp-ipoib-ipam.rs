@@ -205,7 +205,11 @@ mod tests {
 
     /// The runtime's variables, as `run` looks them up.
     fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| vars.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     const ENV: &[(&str, &str)] = &[
