@@ -8,13 +8,14 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::cni::{CniVersion, Environment};
-use crate::config::{NetConf, DEFAULT_STATE_DIR};
+use crate::config::{is_valid_network_name, NetConf};
 use crate::context::Context;
 use crate::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::give_back::{find_in_pod, find_on_host, give_back};
 use crate::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
+use crate::policy::NodePolicy;
 use crate::state::{AttachmentState, StateStore};
 
 const USAGE: &str = "usage:
@@ -38,15 +39,27 @@ pub fn run(args: &[String]) -> ExitCode {
 struct Options {
     json: bool,
     force: bool,
-    state_dir: PathBuf,
+    /// `--state-dir`; else the node policy's.
+    state_dir: Option<PathBuf>,
     positional: Vec<String>,
+}
+
+impl Options {
+    /// The node policy, with `--state-dir` (a person at a root shell decides) over its own.
+    fn policy(&self) -> Result<NodePolicy, Error> {
+        let policy = NodePolicy::load()?;
+        Ok(NodePolicy {
+            state_dir: self.state_dir.clone().unwrap_or(policy.state_dir.clone()),
+            ..policy
+        })
+    }
 }
 
 fn parse_options(args: &[String]) -> anyhow::Result<Options> {
     let mut o = Options {
         json: false,
         force: false,
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        state_dir: None,
         positional: Vec::new(),
     };
     let mut it = args.iter();
@@ -55,9 +68,11 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
             "--json" => o.json = true,
             "--force" => o.force = true,
             "--state-dir" => {
-                o.state_dir = it.next().context("--state-dir needs a directory")?.into();
+                o.state_dir = Some(it.next().context("--state-dir needs a directory")?.into());
             }
-            s if s.starts_with("--state-dir=") => o.state_dir = s["--state-dir=".len()..].into(),
+            s if s.starts_with("--state-dir=") => {
+                o.state_dir = Some(s["--state-dir=".len()..].into())
+            }
             s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
             s => o.positional.push(s.to_owned()),
         }
@@ -169,7 +184,7 @@ struct Row<'a> {
 }
 
 fn list(o: &Options) -> anyhow::Result<()> {
-    let store = open_store(&o.state_dir)?;
+    let store = open_store(&o.policy()?.state_dir)?;
     let states = tracked(&store)?;
     let kernel = LiveKernel::new();
     let rows: Vec<Row> = states
@@ -264,7 +279,7 @@ fn restore(o: &Options) -> anyhow::Result<()> {
     let [target] = o.positional.as_slice() else {
         bail!("restore needs exactly one PCI address, interface name or container id\n{USAGE}");
     };
-    let store = open_store(&o.state_dir)?;
+    let store = open_store(&o.policy()?.state_dir)?;
     let chosen: Vec<AttachmentState> = tracked(&store)?
         .into_iter()
         .filter(|s| matches(s, target))
@@ -300,15 +315,14 @@ fn restore(o: &Options) -> anyhow::Result<()> {
 }
 
 /// The network config DEL would have had, rebuilt from defaults and what the state recorded.
-fn restore_config(state: &AttachmentState, state_dir: &Path) -> Result<NetConf, Error> {
+fn restore_config(state: &AttachmentState, policy: &NodePolicy) -> Result<NetConf, Error> {
     let version = CniVersion::parse(&state.cni_version).unwrap_or(CniVersion::LATEST);
     let conf = serde_json::json!({
         "cniVersion": version.as_str(),
-        "name": if state.network.is_empty() { "restore" } else { &state.network },
+        "name": if is_valid_network_name(&state.network) { &state.network } else { "restore" },
         "type": "amd-host-device",
-        "stateDir": state_dir,
     });
-    NetConf::parse(conf.to_string().as_bytes())
+    NetConf::parse(conf.to_string().as_bytes(), policy)
 }
 
 /// Gives one attachment's device back as DEL would. A device still in a live pod is its
@@ -336,7 +350,10 @@ fn restore_one(
             ifname: state.ifname.clone(),
             ..Environment::default()
         },
-        conf: restore_config(state, &o.state_dir)?,
+        conf: restore_config(state, &NodePolicy {
+            state_dir: store.dir().to_path_buf(),
+            ..o.policy()?
+        })?,
     };
     let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
     give_back(kernel, &ctx, delegate.as_ref(), store, state)
@@ -354,7 +371,7 @@ mod tests {
     fn options_parse() {
         let o = parse_options(&args(&["x", "--json", "--state-dir", "/s", "--force"])).unwrap();
         assert!(o.json && o.force);
-        assert_eq!(o.state_dir, PathBuf::from("/s"));
+        assert_eq!(o.state_dir, Some(PathBuf::from("/s")));
         assert_eq!(o.positional, vec!["x"]);
         assert!(parse_options(&args(&["--bogus"])).is_err());
         assert!(parse_options(&args(&["--state-dir"])).is_err());

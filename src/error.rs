@@ -47,8 +47,10 @@ pub enum Error {
     Decode(String),
     /// A state file exists but does not parse (the spec's "failed to decode content", 6).
     CorruptState { path: PathBuf, reason: String },
-    /// The JSON parsed but its content is unusable.
+    /// The JSON parsed but its content is unusable, or not allowed on this node.
     InvalidConfig(String),
+    /// The node policy file exists but cannot be trusted or read.
+    NodePolicy(String),
     /// A file or directory operation failed.
     Io {
         context: String,
@@ -100,7 +102,7 @@ impl Error {
             Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
             Error::InvalidEnvironment { .. } => ErrorCode::InvalidEnvironment,
             Error::Decode(_) | Error::CorruptState { .. } => ErrorCode::Decode,
-            Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            Error::InvalidConfig(_) | Error::NodePolicy(_) => ErrorCode::InvalidConfig,
             Error::Io { .. } => ErrorCode::Io,
             Error::Busy(_) | Error::Incomplete(_) | Error::Kvp(KvpError::Busy(_)) => {
                 ErrorCode::TryAgainLater
@@ -167,6 +169,7 @@ impl fmt::Display for Error {
             | Error::UnknownContainer(m)
             | Error::Decode(m)
             | Error::InvalidConfig(m)
+            | Error::NodePolicy(m)
             | Error::Busy(m)
             | Error::PluginNotAvailable(m)
             | Error::CheckFailed(m) => f.write_str(m),
@@ -312,6 +315,7 @@ mod tests {
                 6,
             ),
             (Error::InvalidConfig("c".into()), 7),
+            (Error::NodePolicy("p".into()), 7),
             (Error::Busy("b".into()), 11),
             (
                 Error::Incomplete(PartialFailure {

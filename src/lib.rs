@@ -26,6 +26,7 @@ pub mod log;
 pub mod netlink;
 pub mod netns;
 pub mod pod_addresses;
+pub mod policy;
 pub mod rdma;
 pub mod snapshot;
 pub mod state;

@@ -74,7 +74,11 @@ mod tests {
         c.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        NetConf::parse(c.to_string().as_bytes()).unwrap()
+        let node = crate::policy::NodePolicy {
+            nad_may_override: vec!["kvpPoolFile".into()],
+            ..Default::default()
+        };
+        NetConf::parse(c.to_string().as_bytes(), &node).unwrap()
     }
 
     fn host(addresses: &[&str]) -> HostInterface {

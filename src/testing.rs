@@ -83,14 +83,17 @@ impl Sandbox {
     }
 
     /// The context of attachment `c1`/`net1` in pod netns `netns`, with the config `extra`
-    /// merged into a minimal one that uses this sandbox's state dir.
+    /// merged into a minimal one, on a node whose policy puts the state in this sandbox.
     pub fn context(&self, netns: &str, extra: Value) -> Context {
         let mut conf = json!({
             "cniVersion": "1.0.0",
             "name": "unit",
             "type": "amd-host-device",
-            "stateDir": self.state_dir(),
         });
+        let node = crate::policy::NodePolicy {
+            state_dir: self.state_dir(),
+            ..Default::default()
+        };
         conf.as_object_mut()
             .expect("object")
             .extend(extra.as_object().expect("object").clone());
@@ -102,7 +105,7 @@ impl Sandbox {
                 args: String::new(),
                 path: vec![self.plugin_dir().to_string_lossy().into_owned()],
             },
-            conf: NetConf::parse(conf.to_string().as_bytes()).expect("a valid config"),
+            conf: NetConf::parse(conf.to_string().as_bytes(), &node).expect("a valid config"),
         }
     }
 

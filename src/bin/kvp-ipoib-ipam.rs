@@ -19,6 +19,8 @@ use amd_host_device::error::Error;
 use amd_host_device::kvp::{self, KvpError};
 use amd_host_device::log::{self, LogLevel};
 use amd_host_device::log_error;
+use amd_host_device::config::is_valid_network_name;
+use amd_host_device::policy::NodePolicy;
 use amd_host_device::netlink::Netlink;
 use amd_host_device::netns::NetnsGuard;
 
@@ -36,22 +38,25 @@ fn main() -> ExitCode {
             None,
             format!("kvp-ipoib-ipam {}", command.as_str()),
         );
-        run(command, stdin, |k| std::env::var(k).ok())
+        let policy = NodePolicy::load()?;
+        run(command, stdin, |k| std::env::var(k).ok(), &policy)
             .inspect_err(|e| log_error!("failed (code {}): {e}", e.code() as u32))
     })
 }
 
-/// Runs `command`; `Some(json)` is what goes to stdout. `get` reads the environment.
+/// Runs `command` under the node `policy`; `Some(json)` is what goes to stdout. `get` reads
+/// the environment.
 fn run(
     command: Command,
     stdin: &[u8],
     get: impl Fn(&str) -> Option<String>,
+    policy: &NodePolicy,
 ) -> Result<Option<Value>> {
     if command == Command::Version {
         return Ok(Some(skel::version_reply()));
     }
     let env = Environment::from_lookup(command, get)?;
-    let conf = IpamConf::parse(stdin)?;
+    let conf = IpamConf::parse(stdin, policy)?;
     match command {
         Command::Add => add(&env, &conf).map(Some),
         // Nothing was allocated: nothing to release or to verify.
@@ -85,7 +90,7 @@ struct IpamConf {
 }
 
 impl IpamConf {
-    fn parse(stdin: &[u8]) -> Result<IpamConf> {
+    fn parse(stdin: &[u8], policy: &NodePolicy) -> Result<IpamConf> {
         let conf: Value = serde_json::from_slice(stdin)
             .map_err(|e| Error::Decode(format!("network configuration is not valid JSON: {e}")))?;
         let conf = conf
@@ -99,7 +104,12 @@ impl IpamConf {
             None => return Err(invalid("\"cniVersion\" is required")),
         };
         match conf.get("name") {
-            Some(Value::String(n)) if !n.trim().is_empty() => {}
+            Some(Value::String(n)) if is_valid_network_name(n) => {}
+            Some(Value::String(n)) if !n.is_empty() => {
+                return Err(Error::InvalidConfig(format!(
+                    "\"name\" {n:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+                )))
+            }
             _ => return Err(invalid("\"name\" is required")),
         }
         let ipam = match conf.get("ipam") {
@@ -108,7 +118,7 @@ impl IpamConf {
         };
         Ok(IpamConf {
             version,
-            pool: pool_file(ipam)?,
+            pool: pool_file(ipam, policy)?,
             prefix_len: prefix_length(ipam)?,
             hwaddr: hwaddr(ipam)?,
         })
@@ -119,15 +129,26 @@ fn invalid(msg: &str) -> Error {
     Error::InvalidConfig(msg.to_owned())
 }
 
-fn pool_file(ipam: &Map<String, Value>) -> Result<PathBuf> {
-    match ipam.get("poolFile") {
-        None | Some(Value::Null) => Ok(PathBuf::from(kvp::DEFAULT_POOL)),
+/// The pool to read: the node's, or the config's own where the node policy allows it.
+fn pool_file(ipam: &Map<String, Value>, policy: &NodePolicy) -> Result<PathBuf> {
+    let from_config = match ipam.get("poolFile") {
+        None | Some(Value::Null) => None,
         // Relative paths would depend on the runtime's working directory.
-        Some(Value::String(p)) if p.starts_with('/') => Ok(PathBuf::from(p)),
-        Some(other) => Err(Error::InvalidConfig(format!(
-            "\"ipam.poolFile\" must be an absolute path, got {other}"
-        ))),
-    }
+        Some(Value::String(p)) if p.starts_with('/') && !p.split('/').any(|c| c == "..") => {
+            Some(PathBuf::from(p))
+        }
+        Some(other) => {
+            return Err(Error::InvalidConfig(format!(
+                "\"ipam.poolFile\" must be an absolute path without \"..\", got {other}"
+            )))
+        }
+    };
+    policy.choose_shown(
+        "kvpPoolFile",
+        "ipam.poolFile",
+        from_config,
+        policy.kvp_pool_file.clone(),
+    )
 }
 
 fn prefix_length(ipam: &Map<String, Value>) -> Result<u8> {
@@ -203,6 +224,38 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A node that lets the tests name their own pools.
+    fn policy() -> NodePolicy {
+        NodePolicy {
+            nad_may_override: vec!["kvpPoolFile".into()],
+            ..NodePolicy::default()
+        }
+    }
+
+    fn run_test(
+        command: Command,
+        stdin: &[u8],
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Value>> {
+        run(command, stdin, get, &policy())
+    }
+
+    impl IpamConf {
+        fn parse_test(stdin: &[u8]) -> Result<IpamConf> {
+            IpamConf::parse(stdin, &policy())
+        }
+    }
+
+    #[test]
+    fn a_pool_file_the_node_did_not_allow_is_refused() {
+        let ipam = json!({"poolFile": "/etc/shadow"});
+        let err = IpamConf::parse(&conf("1.0.0", ipam), &NodePolicy::default()).unwrap_err();
+        assert_eq!(code(&err), 7);
+        assert!(err.to_string().contains("\"ipam.poolFile\" may not be set"), "{err}");
+        let node = IpamConf::parse(&conf("1.0.0", json!({})), &NodePolicy::default()).unwrap();
+        assert_eq!(node.pool, PathBuf::from(kvp::DEFAULT_POOL));
+    }
+
     /// The runtime's variables, as `run` looks them up.
     fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| {
@@ -242,7 +295,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = IpamConf::parse(&conf("1.0.0", json!({"type": "kvp-ipoib-ipam"}))).unwrap();
+        let c = IpamConf::parse_test(&conf("1.0.0", json!({"type": "kvp-ipoib-ipam"}))).unwrap();
         assert_eq!(
             c,
             IpamConf {
@@ -267,7 +320,7 @@ mod tests {
             (json!({"hwaddr": 7}), "ipam.hwaddr"),
         ];
         for (ipam, field) in cases {
-            let err = IpamConf::parse(&conf("0.3.1", ipam.clone())).unwrap_err();
+            let err = IpamConf::parse_test(&conf("0.3.1", ipam.clone())).unwrap_err();
             assert_eq!(code(&err), 7, "{ipam}: {err}");
             assert!(err.to_string().contains(field), "{ipam}: {err}");
         }
@@ -275,22 +328,22 @@ mod tests {
 
     #[test]
     fn bad_documents_get_their_codes() {
-        assert_eq!(code(&IpamConf::parse(b"{").unwrap_err()), 6);
-        assert_eq!(code(&IpamConf::parse(b"[]").unwrap_err()), 6);
+        assert_eq!(code(&IpamConf::parse_test(b"{").unwrap_err()), 6);
+        assert_eq!(code(&IpamConf::parse_test(b"[]").unwrap_err()), 6);
         assert_eq!(
-            code(&IpamConf::parse(&conf("0.2.0", json!({}))).unwrap_err()),
+            code(&IpamConf::parse_test(&conf("0.2.0", json!({}))).unwrap_err()),
             1
         );
         assert_eq!(
-            code(&IpamConf::parse(br#"{"name":"n","ipam":{}}"#).unwrap_err()),
+            code(&IpamConf::parse_test(br#"{"name":"n","ipam":{}}"#).unwrap_err()),
             7
         );
         assert_eq!(
-            code(&IpamConf::parse(br#"{"cniVersion":"1.0.0","ipam":{}}"#).unwrap_err()),
+            code(&IpamConf::parse_test(br#"{"cniVersion":"1.0.0","ipam":{}}"#).unwrap_err()),
             7
         );
         assert_eq!(
-            code(&IpamConf::parse(br#"{"cniVersion":"1.0.0","name":"n"}"#).unwrap_err()),
+            code(&IpamConf::parse_test(br#"{"cniVersion":"1.0.0","name":"n"}"#).unwrap_err()),
             7
         );
     }
@@ -315,7 +368,7 @@ mod tests {
                 json!([{"address": "172.16.1.5/24"}]),
             ),
         ] {
-            let out = run(Command::Add, &conf(version, ipam), env_of(ENV))
+            let out = run_test(Command::Add, &conf(version, ipam), env_of(ENV))
                 .unwrap()
                 .unwrap();
             assert_eq!(out["cniVersion"], version);
@@ -330,7 +383,7 @@ mod tests {
         let good = pool(dir.path(), "NUMPAIRS:1|00155D33FF0B:172.16.1.4");
         let hw = "00:15:5d:33:ff:0b";
         let missing = dir.path().join("missing");
-        let add = |ipam: Value| run(Command::Add, &conf("1.0.0", ipam), env_of(ENV)).unwrap_err();
+        let add = |ipam: Value| run_test(Command::Add, &conf("1.0.0", ipam), env_of(ENV)).unwrap_err();
         assert_eq!(code(&add(json!({"poolFile": missing, "hwaddr": hw}))), 110);
         assert_eq!(
             code(&add(
@@ -347,7 +400,7 @@ mod tests {
     fn add_without_override_needs_the_pod_netns() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path(), "NUMPAIRS:0");
-        let err = run(
+        let err = run_test(
             Command::Add,
             &conf("1.0.0", json!({"poolFile": pool})),
             env_of(ENV),
@@ -366,13 +419,13 @@ mod tests {
             (Command::Check, "1.0.0"),
         ] {
             assert_eq!(
-                run(cmd, &conf(version, ipam.clone()), env_of(ENV)).unwrap(),
+                run_test(cmd, &conf(version, ipam.clone()), env_of(ENV)).unwrap(),
                 None
             );
         }
         // DEL without a netns (the pod is gone) is fine too.
         assert_eq!(
-            run(
+            run_test(
                 Command::Del,
                 &conf("1.0.0", ipam.clone()),
                 env_of(&ENV[..2])
@@ -380,15 +433,15 @@ mod tests {
             .unwrap(),
             None
         );
-        let err = run(Command::Check, &conf("0.3.1", ipam.clone()), env_of(ENV)).unwrap_err();
+        let err = run_test(Command::Check, &conf("0.3.1", ipam.clone()), env_of(ENV)).unwrap_err();
         assert_eq!(code(&err), 1);
-        let err = run(Command::Del, b"{", env_of(ENV)).unwrap_err();
+        let err = run_test(Command::Del, b"{", env_of(ENV)).unwrap_err();
         assert_eq!(code(&err), 6);
     }
 
     #[test]
     fn version_lists_every_supported_version() {
-        let out = run(Command::Version, b"", env_of(&[])).unwrap().unwrap();
+        let out = run_test(Command::Version, b"", env_of(&[])).unwrap().unwrap();
         assert_eq!(out["cniVersion"], "1.1.0");
         assert_eq!(
             out["supportedVersions"],
@@ -401,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let good = pool(dir.path(), "NUMPAIRS:0");
         assert_eq!(
-            run(
+            run_test(
                 Command::Status,
                 &conf("1.1.0", json!({"poolFile": good})),
                 env_of(&[])
@@ -410,14 +463,14 @@ mod tests {
             None
         );
         let missing = dir.path().join("missing");
-        let err = run(
+        let err = run_test(
             Command::Status,
             &conf("1.1.0", json!({"poolFile": missing})),
             env_of(&[]),
         )
         .unwrap_err();
         assert_eq!(code(&err), 50);
-        let err = run(
+        let err = run_test(
             Command::Status,
             &conf("1.0.0", json!({"poolFile": good})),
             env_of(&[]),
@@ -425,7 +478,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(code(&err), 1);
         assert_eq!(
-            run(Command::Gc, &conf("1.1.0", json!({})), env_of(&[])).unwrap(),
+            run_test(Command::Gc, &conf("1.1.0", json!({})), env_of(&[])).unwrap(),
             None
         );
     }

@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::kernel::LiveKernel;
 use crate::log::{self, LogLevel};
+use crate::policy::NodePolicy;
 
 /// Runs `command` with the raw stdin; `Some(json)` is what goes to stdout. A failure is
 /// logged before it leaves for the runtime, so the log file has it too.
@@ -25,7 +26,9 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
 fn run_verb(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     log::configure(LogLevel::Error, None, command.as_str().to_owned());
     let env = Environment::from_lookup(command, |k| std::env::var(k).ok())?;
-    let conf = NetConf::parse(stdin)?;
+    // The node policy decides what the config may decide, before anything is done.
+    let policy = NodePolicy::load()?;
+    let conf = NetConf::parse(stdin, &policy)?;
     log::configure(
         conf.log_level,
         conf.log_file.as_deref(),

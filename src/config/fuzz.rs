@@ -94,7 +94,7 @@ fn parser_never_panics_on_arbitrary_bytes() {
                 }
             })
             .collect();
-        let _ = NetConf::parse(&bytes);
+        let _ = NetConf::parse(&bytes, &NodePolicy::default());
         let _ = crate::cni::version::peek(&bytes);
     }
 }
@@ -114,7 +114,7 @@ fn parser_never_panics_on_arbitrary_json() {
             }
             doc = base;
         }
-        if let Ok(conf) = NetConf::parse(doc.to_string().as_bytes()) {
+        if let Ok(conf) = NetConf::parse(doc.to_string().as_bytes(), &NodePolicy::default()) {
             accepted += 1;
             assert!(conf.state_dir.is_absolute());
             let _ = conf.selector.require_some();

@@ -1,4 +1,5 @@
-//! The network configuration on stdin: parsed, validated and given defaults once.
+//! The network configuration on stdin: parsed, validated and given defaults once, under
+//! the node policy (a key that touches the node is the policy's to decide, see `policy`).
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ pub use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::log::LogLevel;
+use crate::policy::NodePolicy;
 
 #[cfg(test)]
 mod fuzz;
@@ -19,8 +21,6 @@ use wire::{decode, wrong_type};
 
 type Result<T> = std::result::Result<T, Error>;
 
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/amd-host-device";
-pub const DEFAULT_DELEGATE: &str = "host-device";
 
 /// Which name the device carries inside the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,10 +72,11 @@ pub struct ValidAttachment {
     pub ifname: String,
 }
 
-fn parse_pod_interface_name(v: Option<&str>) -> Result<PodInterfaceName> {
+fn parse_pod_interface_name(v: Option<&str>) -> Result<Option<PodInterfaceName>> {
     match v {
-        None | Some("host") => Ok(PodInterfaceName::Host),
-        Some("cni") => Ok(PodInterfaceName::Cni),
+        None => Ok(None),
+        Some("host") => Ok(Some(PodInterfaceName::Host)),
+        Some("cni") => Ok(Some(PodInterfaceName::Cni)),
         Some(other) => Err(Error::InvalidConfig(format!(
             "\"podInterfaceName\" {other:?} must be \"host\" or \"cni\""
         ))),
@@ -104,26 +105,46 @@ fn parse_prefix_length(v: Option<&Value>) -> Result<u8> {
     }
 }
 
-fn parse_log_level(v: Option<&str>) -> Result<LogLevel> {
-    match v {
-        None | Some("info") => Ok(LogLevel::Info),
-        Some("error") => Ok(LogLevel::Error),
-        Some("debug") => Ok(LogLevel::Debug),
-        Some(other) => Err(Error::InvalidConfig(format!(
-            "\"logLevel\" {other:?} must be \"error\", \"info\" or \"debug\""
-        ))),
+fn parse_log_level(v: Option<&str>) -> Result<Option<LogLevel>> {
+    let Some(level) = v else {
+        return Ok(None);
+    };
+    LogLevel::parse(level).map(Some).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "\"logLevel\" {level:?} must be \"error\", \"info\" or \"debug\""
+        ))
+    })
+}
+
+/// Whether `name` is a network name the spec allows.
+pub fn is_valid_network_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, as the spec requires of a network name. It also ends up
+/// in log lines and file contents, so nothing else may pass.
+fn validate_network_name(name: &str) -> Result<()> {
+    if is_valid_network_name(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "\"name\" {name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+        )))
     }
 }
 
 impl NetConf {
-    /// Parses a full config (ADD/DEL/CHECK/GC).
-    pub fn parse(stdin: &[u8]) -> Result<NetConf> {
+    /// Parses a full config (ADD/DEL/CHECK/GC) under the node's `policy`.
+    pub fn parse(stdin: &[u8], policy: &NodePolicy) -> Result<NetConf> {
         let raw = decode(stdin)?;
         let cni_version = parse_version(raw.cni_version.as_deref())?;
         let name = raw
             .name
-            .filter(|n| !n.trim().is_empty())
+            .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::InvalidConfig("\"name\" is required".into()))?;
+        validate_network_name(&name)?;
         let selector = parse_selector(
             [
                 ("deviceID", raw.device_id),
@@ -142,14 +163,15 @@ impl NetConf {
                 ))
             }
         };
-        let state_dir = absolute_path("stateDir", raw.state_dir.as_deref())?
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-        let delegate = raw.delegate.unwrap_or_else(|| DEFAULT_DELEGATE.into());
-        if delegate.is_empty() || delegate.contains('/') || delegate.starts_with('.') {
+        let delegate = raw
+            .delegate
+            .unwrap_or_else(|| policy.default_delegate().to_owned());
+        if !crate::policy::is_plugin_name(&delegate) {
             return Err(Error::InvalidConfig(format!(
                 "\"delegate\" {delegate:?} must be a plugin name, not a path"
             )));
         }
+        policy.check_delegate(&delegate)?;
         let address_source = parse_address_source(raw.address_source.as_deref())?;
         if ipam.is_some() && address_source != AddressSource::Interface {
             return Err(Error::InvalidConfig(
@@ -157,26 +179,57 @@ impl NetConf {
                     .into(),
             ));
         }
+        let nad_log_file = absolute_path("logFile", raw.log_file.as_deref())?;
         Ok(NetConf {
             cni_version,
             name,
             selector,
             ipam,
-            pod_interface_name: parse_pod_interface_name(raw.pod_interface_name.as_deref())?,
-            state_dir,
+            pod_interface_name: policy.choose(
+                "podInterfaceName",
+                parse_pod_interface_name(raw.pod_interface_name.as_deref())?,
+                PodInterfaceName::Host,
+            )?,
+            state_dir: policy.choose(
+                "stateDir",
+                absolute_path("stateDir", raw.state_dir.as_deref())?,
+                policy.state_dir.clone(),
+            )?,
             delegate,
-            log_file: absolute_path("logFile", raw.log_file.as_deref())?,
-            log_level: parse_log_level(raw.log_level.as_deref())?,
-            allow_default_route_device: raw.allow_default_route_device,
+            log_file: policy.choose("logFile", nad_log_file.map(Some), policy.log_file.clone())?,
+            log_level: policy.choose(
+                "logLevel",
+                parse_log_level(raw.log_level.as_deref())?,
+                policy.log_level,
+            )?,
+            allow_default_route_device: allow_default_route_device(
+                policy,
+                raw.allow_default_route_device,
+            )?,
             address_source,
-            kvp_pool_file: absolute_path("kvpPoolFile", raw.kvp_pool_file.as_deref())?
-                .unwrap_or_else(|| PathBuf::from(crate::kvp::DEFAULT_POOL)),
+            kvp_pool_file: policy.choose(
+                "kvpPoolFile",
+                absolute_path("kvpPoolFile", raw.kvp_pool_file.as_deref())?,
+                policy.kvp_pool_file.clone(),
+            )?,
             kvp_prefix_length: parse_prefix_length(raw.kvp_prefix_length.as_ref())?,
             prev_result: raw.prev_result,
             valid_attachments: raw.valid_attachments,
         })
     }
 }
+/// A NAD may always keep the default-route guard on; switching it off is the policy's call.
+fn allow_default_route_device(policy: &NodePolicy, from_nad: Option<bool>) -> Result<bool> {
+    match from_nad {
+        Some(false) => Ok(false),
+        nad => policy.choose(
+            "allowDefaultRouteDevice",
+            nad,
+            policy.allow_default_route_device,
+        ),
+    }
+}
+
 fn parse_version(v: Option<&str>) -> Result<CniVersion> {
     let v = v.ok_or_else(|| Error::InvalidConfig("\"cniVersion\" is required".into()))?;
     CniVersion::parse(v).ok_or_else(|| {
@@ -249,8 +302,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Parsed under a node without a policy file (the secure defaults).
     fn parse(v: Value) -> Result<NetConf> {
-        NetConf::parse(v.to_string().as_bytes())
+        NetConf::parse(v.to_string().as_bytes(), &NodePolicy::default())
+    }
+
+    /// Parsed on a node that lets a config decide every key the policy governs.
+    fn parse_on_open_node(v: Value) -> Result<NetConf> {
+        let open = NodePolicy {
+            nad_may_override: crate::policy::OVERRIDABLE_KEYS.map(str::to_owned).to_vec(),
+            allow_default_route_device: false,
+            ..NodePolicy::default()
+        };
+        NetConf::parse(v.to_string().as_bytes(), &open)
     }
 
     fn code_of(v: Value) -> u32 {
@@ -267,7 +331,7 @@ mod tests {
         assert_eq!(c.cni_version, CniVersion::V0_3_1);
         assert_eq!(c.selector.pci.unwrap().to_string(), "0000:5e:00.1");
         assert_eq!(c.pod_interface_name, PodInterfaceName::Host);
-        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.state_dir, PathBuf::from(crate::policy::DEFAULT_STATE_DIR));
         assert_eq!(c.delegate, "host-device");
         assert_eq!(c.log_level, LogLevel::Info);
         assert!(!c.allow_default_route_device);
@@ -280,7 +344,7 @@ mod tests {
             "runtimeConfig": {"deviceID": "0000:01:00.0"}}))
         .unwrap();
         assert!(c.selector.pci.is_some());
-        let c = parse(
+        let c = parse_on_open_node(
             json!({"cniVersion": "1.0.0", "name": "n", "device": "enp1s0",
             "hwaddr": "AA:bb:cc:dd:ee:ff", "podInterfaceName": "cni",
             "ipam": {"type": "static", "addresses": []}, "stateDir": "/tmp/s",
@@ -375,7 +439,7 @@ mod tests {
             PathBuf::from("/var/lib/hyperv/.kvp_pool_0")
         );
         assert_eq!(c.kvp_prefix_length, 16);
-        let c = parse(
+        let c = parse_on_open_node(
             json!({"cniVersion": "1.0.0", "name": "n", "addressSource": "auto",
             "kvpPoolFile": "/tmp/pool", "kvpPrefixLength": 24}),
         )
@@ -421,7 +485,7 @@ mod tests {
             b"{\"a\":}",
             b"\xff\xfe",
         ] {
-            let err = NetConf::parse(input).unwrap_err();
+            let err = NetConf::parse(input, &NodePolicy::default()).unwrap_err();
             assert_eq!(err.code() as u32, 6, "{input:?}: {err}");
         }
     }
@@ -438,5 +502,76 @@ mod tests {
                 ifname: "net1".into()
             }]
         );
+    }
+
+    #[test]
+    fn network_names_follow_the_spec() {
+        for good in ["n", "amd-host-device-nad", "net_1.v2", "0"] {
+            assert!(parse(json!({"cniVersion": "1.0.0", "name": good})).is_ok(), "{good}");
+        }
+        for bad in ["x\n* * * * * root sh", "-n", ".n", "a b", "a/b", "n\u{1b}[31m", "é"] {
+            let e = parse(json!({"cniVersion": "1.0.0", "name": bad})).unwrap_err();
+            assert_eq!(e.code() as u32, 7, "{bad:?}");
+            assert!(e.to_string().contains("\"name\""), "{e}");
+        }
+    }
+
+    #[test]
+    fn keys_that_touch_the_node_are_the_policys() {
+        let nad = |k: &str, v: Value| {
+            let mut c = json!({"cniVersion": "1.0.0", "name": "n"});
+            c[k] = v;
+            c
+        };
+        for (key, value) in [
+            ("stateDir", json!("/etc")),
+            ("logFile", json!("/etc/cron.d/x")),
+            ("kvpPoolFile", json!("/etc/shadow")),
+            ("allowDefaultRouteDevice", json!(true)),
+        ] {
+            let e = parse(nad(key, value)).unwrap_err();
+            assert_eq!(e.code() as u32, 7, "{key}");
+            assert!(
+                e.to_string().contains(&format!("\"{key}\" may not be set"))
+                    && e.to_string().contains(crate::policy::DEFAULT_POLICY_FILE),
+                "{e}"
+            );
+        }
+        let e = parse(nad("delegate", json!("bridge"))).unwrap_err();
+        assert!(e.to_string().contains("not allowed by the node policy"), "{e}");
+        // The node's own values, a guard kept on and the keys a NAD may decide all pass.
+        for (key, value) in [
+            ("stateDir", json!(crate::policy::DEFAULT_STATE_DIR)),
+            ("allowDefaultRouteDevice", json!(false)),
+            ("logLevel", json!("debug")),
+            ("podInterfaceName", json!("cni")),
+            ("delegate", json!("host-device")),
+        ] {
+            assert!(parse(nad(key, value)).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_policy_gives_the_node_keys_their_values() {
+        let node = NodePolicy {
+            state_dir: "/srv/state".into(),
+            log_file: Some("/var/log/ahd.log".into()),
+            log_level: LogLevel::Debug,
+            delegates: vec!["my-host-device".into()],
+            allow_default_route_device: true,
+            ..NodePolicy::default()
+        };
+        let c = NetConf::parse(br#"{"cniVersion": "1.0.0", "name": "n"}"#, &node).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/srv/state"));
+        assert_eq!(c.log_file, Some(PathBuf::from("/var/log/ahd.log")));
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert_eq!(c.delegate, "my-host-device", "the first allowed delegate");
+        assert!(c.allow_default_route_device);
+        let c = NetConf::parse(
+            br#"{"cniVersion": "1.0.0", "name": "n", "allowDefaultRouteDevice": false}"#,
+            &node,
+        )
+        .unwrap();
+        assert!(!c.allow_default_route_device, "a NAD may keep the guard on");
     }
 }

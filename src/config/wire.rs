@@ -22,7 +22,7 @@ pub(super) struct RawConf {
     pub(super) delegate: Option<String>,
     pub(super) log_file: Option<String>,
     pub(super) log_level: Option<String>,
-    pub(super) allow_default_route_device: bool,
+    pub(super) allow_default_route_device: Option<bool>,
     pub(super) address_source: Option<String>,
     pub(super) kvp_pool_file: Option<String>,
     pub(super) kvp_prefix_length: Option<Value>,
@@ -39,8 +39,8 @@ impl RawConf {
             Some(_) => return Err(wrong_type("runtimeConfig", "an object")),
         };
         let allow_default_route_device = match obj.get("allowDefaultRouteDevice") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
             Some(_) => return Err(wrong_type("allowDefaultRouteDevice", "true or false")),
         };
         let valid_attachments = match obj.get("cni.dev/valid-attachments") {
