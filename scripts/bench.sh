@@ -332,9 +332,15 @@ amd_config() {
         '{cniVersion: "0.3.1", name: "bench", type: "amd-host-device", deviceID: $pci,
           pciBusID: $pci, stateDir: $state, logLevel: "error"}'
 }
+# The state dir is the node policy's (node.json, which the program points the plugin
+# at); the config names it too, to the same value, so builds that predate the node policy
+# can be measured the same way.
 for w in e2e_amd own_clean own_big own_states; do
     amd_config "$WORK/$w/state" >"$WORK/$w/config.json"
+    jq -n --arg state "$WORK/$w/state" '{stateDir: $state}' >"$WORK/$w/node.json"
 done
+# The bare world's plugins ignore it; the program sets it for every world alike.
+jq -n '{}' >"$WORK/e2e_bare/node.json"
 
 # CNI_ARGS as Multus passes them (also multus_args in scripts/bench/src/bench.rs).
 multus_args() {
@@ -356,7 +362,8 @@ populate_states() {
     pod=${POD[$w]}
     st=$WORK/$w/state
     local -a seed_claims seed_locks
-    in_host "$h" env -i PATH="$RUNTIME_PATH" CNI_COMMAND=ADD CNI_PATH="$STUB_DIR" CNI_CONTAINERID=seed \
+    in_host "$h" env -i PATH="$RUNTIME_PATH" AMD_HOST_DEVICE_NODE_POLICY="$WORK/$w/node.json" \
+        CNI_COMMAND=ADD CNI_PATH="$STUB_DIR" CNI_CONTAINERID=seed \
         CNI_NETNS="/proc/$pod/ns/net" CNI_IFNAME=net1 CNI_ARGS="$(multus_args seed)" \
         "$BIN" <"$WORK/$w/config.json" >"$WORK/$w/seed-result.json" 2>>"$PLUGIN_ERR" ||
         die "seed ADD failed: $(cat "$WORK/$w/seed-result.json")"
@@ -372,7 +379,8 @@ populate_states() {
     while IFS= read -r l; do
         if [[ $l == *"$PCI"* || $l == *"$NIC"* ]]; then seed_locks+=("$l"); fi
     done < <(find "$st/locks" -maxdepth 1 -type f -printf '%f\n')
-    in_host "$h" env -i PATH="$RUNTIME_PATH" CNI_COMMAND=DEL CNI_PATH="$STUB_DIR" CNI_CONTAINERID=seed \
+    in_host "$h" env -i PATH="$RUNTIME_PATH" AMD_HOST_DEVICE_NODE_POLICY="$WORK/$w/node.json" \
+        CNI_COMMAND=DEL CNI_PATH="$STUB_DIR" CNI_CONTAINERID=seed \
         CNI_NETNS="/proc/$pod/ns/net" CNI_IFNAME=net1 CNI_ARGS="$(multus_args seed)" \
         "$BIN" <"$WORK/$w/config.json" >/dev/null 2>>"$PLUGIN_ERR" || die "seed DEL failed"
     [[ ! -e $st/seed-net1.json ]] || die "seed DEL left its state file"

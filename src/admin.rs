@@ -350,10 +350,13 @@ fn restore_one(
             ifname: state.ifname.clone(),
             ..Environment::default()
         },
-        conf: restore_config(state, &NodePolicy {
-            state_dir: store.dir().to_path_buf(),
-            ..o.policy()?
-        })?,
+        conf: restore_config(
+            state,
+            &NodePolicy {
+                state_dir: store.dir().to_path_buf(),
+                ..o.policy()?
+            },
+        )?,
     };
     let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
     give_back(kernel, &ctx, delegate.as_ref(), store, state)

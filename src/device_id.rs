@@ -123,6 +123,8 @@ pub enum DeviceError {
     Claimed(String),
     /// The device carries the host's default route and the config did not allow moving it.
     CarriesDefaultRoute(String),
+    /// kubelet's device manager did not allocate the device to this pod.
+    NotAllocated(String),
 }
 
 impl fmt::Display for DeviceError {
@@ -130,7 +132,8 @@ impl fmt::Display for DeviceError {
         match self {
             DeviceError::NotFound(m)
             | DeviceError::Claimed(m)
-            | DeviceError::CarriesDefaultRoute(m) => f.write_str(m),
+            | DeviceError::CarriesDefaultRoute(m)
+            | DeviceError::NotAllocated(m) => f.write_str(m),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod fault;
 pub mod give_back;
 pub mod kernel;
+pub mod kubelet;
 pub mod kvp;
 pub mod lock_wait;
 pub mod log;

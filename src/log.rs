@@ -1,4 +1,10 @@
 //! One-line-per-event logging to stderr or a log file; never to stdout (the CNI protocol's).
+//!
+//! Every field of a line (the network name, container id and interface names of the
+//! context, whatever a message quotes: a delegate's stderr, a pod name from `CNI_ARGS`) may
+//! come from a tenant, so control characters are escaped: one event is always one line,
+//! and no one can forge another. The log file is opened without following a symlink and
+//! written only if it is a regular file.
 
 use std::fmt;
 use std::io::Write;
@@ -81,19 +87,50 @@ pub fn write(level: LogLevel, args: fmt::Arguments<'_>) {
     if level > l.level {
         return;
     }
-    let line = format!("{} {level} {} {args}\n", timestamp(), l.context);
-    let written = l.file.as_ref().is_some_and(|path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .is_ok()
-    });
+    let mut line = escape_controls(&format!("{} {level} {} {args}", timestamp(), l.context));
+    line.push('\n');
+    let written = l
+        .file
+        .as_ref()
+        .is_some_and(|path| append_to_log_file(path, line.as_bytes()).is_ok());
     // Errors always reach stderr too, so the runtime's own log shows them.
     if !written || level == LogLevel::Error {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
+}
+
+/// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), so it
+/// stays on one line and cannot carry terminal escapes.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
+/// Appends one line to the log file: created 0600 if missing, never through a symlink,
+/// never into anything but a regular file (a FIFO or a device planted there would block
+/// or reach hardware), and closed on exec.
+fn append_to_log_file(path: &Path, line: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.write_all(line)
 }
 
 #[macro_export]
@@ -157,5 +194,36 @@ mod tests {
     #[test]
     fn levels_are_ordered_by_verbosity() {
         assert!(LogLevel::Error < LogLevel::Info && LogLevel::Info < LogLevel::Debug);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_one_event_is_one_line() {
+        assert_eq!(escape_controls("plain net1"), "plain net1");
+        assert_eq!(
+            escape_controls("x\n* * * * * root sh\r\u{1b}[2J\t"),
+            "x\\n* * * * * root sh\\r\\u{1b}[2J\\t"
+        );
+        assert!(!escape_controls("a\u{85}b\u{7f}")
+            .chars()
+            .any(char::is_control));
+    }
+
+    #[test]
+    fn the_log_file_is_private_and_only_a_regular_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("plugin.log");
+        append_to_log_file(&log, b"one\n").unwrap();
+        append_to_log_file(&log, b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+        assert_eq!(log.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        let target = tmp.path().join("target");
+        std::os::unix::fs::symlink(&target, tmp.path().join("link.log")).unwrap();
+        assert!(append_to_log_file(&tmp.path().join("link.log"), b"x\n").is_err());
+        assert!(!target.exists(), "a planted symlink is never followed");
+        nix::unistd::mkfifo(&tmp.path().join("fifo.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(append_to_log_file(&tmp.path().join("fifo.log"), b"x\n").is_err());
+        std::fs::create_dir(tmp.path().join("dir.log")).unwrap();
+        assert!(append_to_log_file(&tmp.path().join("dir.log"), b"x\n").is_err());
     }
 }

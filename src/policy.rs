@@ -98,7 +98,8 @@ impl NodePolicy {
 
     /// The policy in `path`; the secure defaults if there is no such file.
     pub fn load_from(path: &Path) -> Result<NodePolicy> {
-        let unusable = |why: String| Error::NodePolicy(format!("node policy {}: {why}", path.display()));
+        let unusable =
+            |why: String| Error::NodePolicy(format!("node policy {}: {why}", path.display()));
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -291,7 +292,9 @@ fn names_key(obj: &Map<String, Value>, key: &str, allowed: &[&str]) -> Parsed<Op
             ));
         }
         if allowed.is_empty() && !is_plugin_name(name) {
-            return Err(format!("\"{key}\" lists {name:?}, which is not a plugin name"));
+            return Err(format!(
+                "\"{key}\" lists {name:?}, which is not a plugin name"
+            ));
         }
         names.push(name.to_owned());
     }
@@ -332,7 +335,12 @@ mod tests {
         assert_eq!(p.delegates, ["host-device"]);
         assert!(!p.allow_default_route_device && !p.allow_unverified_selection);
         assert!(p.nad_may_override("logLevel") && p.nad_may_override("podInterfaceName"));
-        for key in ["stateDir", "logFile", "kvpPoolFile", "allowDefaultRouteDevice"] {
+        for key in [
+            "stateDir",
+            "logFile",
+            "kvpPoolFile",
+            "allowDefaultRouteDevice",
+        ] {
             assert!(!p.nad_may_override(key), "{key}");
         }
     }
@@ -396,13 +404,27 @@ mod tests {
     #[test]
     fn a_nad_decides_only_what_the_policy_lets_it() {
         let p = NodePolicy::default();
-        assert_eq!(p.choose("logLevel", Some(LogLevel::Debug), LogLevel::Info).unwrap(), LogLevel::Debug);
+        assert_eq!(
+            p.choose("logLevel", Some(LogLevel::Debug), LogLevel::Info)
+                .unwrap(),
+            LogLevel::Debug
+        );
         let node = PathBuf::from(DEFAULT_STATE_DIR);
         assert_eq!(p.choose("stateDir", None, node.clone()).unwrap(), node);
-        assert_eq!(p.choose("stateDir", Some(node.clone()), node.clone()).unwrap(), node, "the node's own value is no override");
-        let e = p.choose("stateDir", Some(PathBuf::from("/etc")), node).unwrap_err();
+        assert_eq!(
+            p.choose("stateDir", Some(node.clone()), node.clone())
+                .unwrap(),
+            node,
+            "the node's own value is no override"
+        );
+        let e = p
+            .choose("stateDir", Some(PathBuf::from("/etc")), node)
+            .unwrap_err();
         assert_eq!(e.code() as u32, 7);
-        assert!(e.to_string().contains("\"stateDir\"") && e.to_string().contains(DEFAULT_POLICY_FILE), "{e}");
+        assert!(
+            e.to_string().contains("\"stateDir\"") && e.to_string().contains(DEFAULT_POLICY_FILE),
+            "{e}"
+        );
         assert!(p.check_delegate("host-device").is_ok());
         assert_eq!(p.check_delegate("bridge").unwrap_err().code() as u32, 7);
     }

@@ -92,6 +92,7 @@ impl Sandbox {
         });
         let node = crate::policy::NodePolicy {
             state_dir: self.state_dir(),
+            kubelet_checkpoint: self.kubelet_checkpoint(),
             ..Default::default()
         };
         conf.as_object_mut()
@@ -107,6 +108,11 @@ impl Sandbox {
             },
             conf: NetConf::parse(conf.to_string().as_bytes(), &node).expect("a valid config"),
         }
+    }
+
+    /// Where this sandbox's node keeps kubelet's device checkpoint (absent until written).
+    pub fn kubelet_checkpoint(&self) -> PathBuf {
+        self.dir.path().join("kubelet_internal_checkpoint")
     }
 
     fn plugin_dir(&self) -> PathBuf {

@@ -14,15 +14,15 @@ use serde_json::{Map, Value};
 use amd_host_device::cni::result::IpConfig;
 use amd_host_device::cni::skel;
 use amd_host_device::cni::{CniResult, CniVersion, Command, Environment};
+use amd_host_device::config::is_valid_network_name;
 use amd_host_device::device_id::MacAddress;
 use amd_host_device::error::Error;
 use amd_host_device::kvp::{self, KvpError};
 use amd_host_device::log::{self, LogLevel};
 use amd_host_device::log_error;
-use amd_host_device::config::is_valid_network_name;
-use amd_host_device::policy::NodePolicy;
 use amd_host_device::netlink::Netlink;
 use amd_host_device::netns::NetnsGuard;
+use amd_host_device::policy::NodePolicy;
 
 /// Same one-command process as the plugin: same allocator (see `arena`).
 #[global_allocator]
@@ -251,7 +251,10 @@ mod tests {
         let ipam = json!({"poolFile": "/etc/shadow"});
         let err = IpamConf::parse(&conf("1.0.0", ipam), &NodePolicy::default()).unwrap_err();
         assert_eq!(code(&err), 7);
-        assert!(err.to_string().contains("\"ipam.poolFile\" may not be set"), "{err}");
+        assert!(
+            err.to_string().contains("\"ipam.poolFile\" may not be set"),
+            "{err}"
+        );
         let node = IpamConf::parse(&conf("1.0.0", json!({})), &NodePolicy::default()).unwrap();
         assert_eq!(node.pool, PathBuf::from(kvp::DEFAULT_POOL));
     }
@@ -383,7 +386,8 @@ mod tests {
         let good = pool(dir.path(), "NUMPAIRS:1|00155D33FF0B:172.16.1.4");
         let hw = "00:15:5d:33:ff:0b";
         let missing = dir.path().join("missing");
-        let add = |ipam: Value| run_test(Command::Add, &conf("1.0.0", ipam), env_of(ENV)).unwrap_err();
+        let add =
+            |ipam: Value| run_test(Command::Add, &conf("1.0.0", ipam), env_of(ENV)).unwrap_err();
         assert_eq!(code(&add(json!({"poolFile": missing, "hwaddr": hw}))), 110);
         assert_eq!(
             code(&add(
@@ -441,7 +445,9 @@ mod tests {
 
     #[test]
     fn version_lists_every_supported_version() {
-        let out = run_test(Command::Version, b"", env_of(&[])).unwrap().unwrap();
+        let out = run_test(Command::Version, b"", env_of(&[]))
+            .unwrap()
+            .unwrap();
         assert_eq!(out["cniVersion"], "1.1.0");
         assert_eq!(
             out["supportedVersions"],

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::fault;
 use crate::give_back::give_back;
 use crate::kernel::Kernel;
+use crate::kubelet::{check_allocation, Checkpoint, Selection};
 use crate::netlink::{Link, LinkChange, Links};
 use crate::pod_addresses;
 use crate::rdma;
@@ -28,6 +29,7 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     let (env, conf) = (&ctx.env, &ctx.conf);
     // Everything that can be checked without touching the device is checked first.
     conf.selector.require_some()?;
+    ensure_allocated_to_this_pod(ctx)?;
     let delegate = Delegate::find(&conf.delegate, &env.path)?;
     let pod_ns = Path::new(&env.netns);
     if !kernel.netns_exists(pod_ns) {
@@ -90,6 +92,23 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
             Err(e)
         }
     }
+}
+
+/// On a Kubernetes node, the NIC must be one the device plugin allocated to this pod.
+fn ensure_allocated_to_this_pod(ctx: &Context) -> Result<()> {
+    let conf = &ctx.conf;
+    let Some(checkpoint) = Checkpoint::load(&conf.kubelet_checkpoint)? else {
+        return Ok(()); // not a kubelet node: nothing says which pod owns which NIC
+    };
+    let selection = Selection {
+        pci: conf.selector.pci.as_ref(),
+        pod_uid: ctx.env.arg("K8S_POD_UID"),
+        allow_unverified: conf.allow_unverified_selection,
+    };
+    if let Some(why) = check_allocation(&checkpoint, &selection)? {
+        log_info!("{why}; allowed by the node policy (allowUnverifiedSelection)");
+    }
+    Ok(())
 }
 
 /// The runtime must DEL an attachment before adding it again.
@@ -499,5 +518,35 @@ mod tests {
         assert!(sb.calls().is_empty());
         assert_nothing_left(&sb);
         assert!(kernel.journal().is_empty());
+    }
+
+    #[test]
+    fn a_nic_kubelet_gave_to_another_pod_is_refused_before_anything_is_created() {
+        let sb = Sandbox::new();
+        sb.delegate(RESULT, "exit 0");
+        let (kernel, _) = world(&sb, &[]);
+        std::fs::write(
+            sb.kubelet_checkpoint(),
+            json!({"Data": {
+                "PodDeviceEntries": [{"PodUID": "uid-a", "ContainerName": "c",
+                    "ResourceName": "amd.com/nic", "DeviceIDs": {"0": ["0000:5e:00.1"]}}],
+                "RegisteredDevices": {"amd.com/nic": ["0000:5e:00.1"]}}})
+            .to_string(),
+        )
+        .unwrap();
+        let mut ctx = sb.context(POD, json!({"deviceID": "0000:5e:00.1"}));
+        ctx.env.args = "K8S_POD_UID=uid-b".into();
+
+        let err = add(&ctx, &kernel).unwrap_err();
+
+        assert_eq!(err.code() as u32, 106, "{err}");
+        assert!(
+            !sb.state_dir().exists(),
+            "not even the state dir was created"
+        );
+        assert!(sb.calls().is_empty() && kernel.journal().is_empty());
+        // A name selector cannot be tied to an allocation either.
+        let by_name = sb.context(POD, json!({"device": "enp1s0"}));
+        assert_eq!(add(&by_name, &kernel).unwrap_err().code() as u32, 106);
     }
 }

@@ -21,7 +21,6 @@ use wire::{decode, wrong_type};
 
 type Result<T> = std::result::Result<T, Error>;
 
-
 /// Which name the device carries inside the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PodInterfaceName {
@@ -61,6 +60,10 @@ pub struct NetConf {
     pub kvp_pool_file: PathBuf,
     pub kvp_prefix_length: u8,
     pub prev_result: Option<Value>,
+    /// The node policy's kubelet checkpoint, and whether a selection that cannot be tied
+    /// to a device-plugin allocation may pass (see `kubelet`).
+    pub kubelet_checkpoint: PathBuf,
+    pub allow_unverified_selection: bool,
     /// `cni.dev/valid-attachments` (GC).
     pub valid_attachments: Option<Vec<ValidAttachment>>,
 }
@@ -214,6 +217,8 @@ impl NetConf {
             )?,
             kvp_prefix_length: parse_prefix_length(raw.kvp_prefix_length.as_ref())?,
             prev_result: raw.prev_result,
+            kubelet_checkpoint: policy.kubelet_checkpoint.clone(),
+            allow_unverified_selection: policy.allow_unverified_selection,
             valid_attachments: raw.valid_attachments,
         })
     }
@@ -507,9 +512,20 @@ mod tests {
     #[test]
     fn network_names_follow_the_spec() {
         for good in ["n", "amd-host-device-nad", "net_1.v2", "0"] {
-            assert!(parse(json!({"cniVersion": "1.0.0", "name": good})).is_ok(), "{good}");
+            assert!(
+                parse(json!({"cniVersion": "1.0.0", "name": good})).is_ok(),
+                "{good}"
+            );
         }
-        for bad in ["x\n* * * * * root sh", "-n", ".n", "a b", "a/b", "n\u{1b}[31m", "é"] {
+        for bad in [
+            "x\n* * * * * root sh",
+            "-n",
+            ".n",
+            "a b",
+            "a/b",
+            "n\u{1b}[31m",
+            "é",
+        ] {
             let e = parse(json!({"cniVersion": "1.0.0", "name": bad})).unwrap_err();
             assert_eq!(e.code() as u32, 7, "{bad:?}");
             assert!(e.to_string().contains("\"name\""), "{e}");
@@ -538,7 +554,10 @@ mod tests {
             );
         }
         let e = parse(nad("delegate", json!("bridge"))).unwrap_err();
-        assert!(e.to_string().contains("not allowed by the node policy"), "{e}");
+        assert!(
+            e.to_string().contains("not allowed by the node policy"),
+            "{e}"
+        );
         // The node's own values, a guard kept on and the keys a NAD may decide all pass.
         for (key, value) in [
             ("stateDir", json!(crate::policy::DEFAULT_STATE_DIR)),

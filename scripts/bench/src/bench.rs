@@ -198,6 +198,16 @@ impl Bench {
             ("CNI_NETNS", world.netns()),
             ("CNI_IFNAME", ifname.to_string()),
             ("CNI_ARGS", multus_args(cid)),
+            // The world's node policy (its state dir), as a DaemonSet would set it.
+            (
+                "AMD_HOST_DEVICE_NODE_POLICY",
+                self.args
+                    .work
+                    .join(series.world())
+                    .join("node.json")
+                    .display()
+                    .to_string(),
+            ),
         ];
         Invocation {
             plugin,
