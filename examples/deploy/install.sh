@@ -18,6 +18,11 @@
 #                        false: only warn (e.g. host-device lives in /usr/lib/cni
 #                        on the node, where amd-host-device also looks for it)
 #   CHECK_INTERVAL       seconds between checks in "sleep" mode (default 300)
+#   POLICY_SRC           a node policy to install (the DaemonSet mounts its ConfigMap
+#                        there); unset or missing: the node keeps its own policy, or
+#                        the plugin's secure defaults
+#   POLICY_DIR           the node's /etc/amd-host-device as mounted in the container
+#                        (default /host/etc/amd-host-device)
 set -eu
 
 SRC=${SRC:-/amd-host-device}
@@ -25,6 +30,8 @@ IPAM_SRC=${IPAM_SRC:-/kvp-ipoib-ipam}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/host/opt/cni/bin}
 REQUIRE_HOST_DEVICE=${REQUIRE_HOST_DEVICE:-true}
 CHECK_INTERVAL=${CHECK_INTERVAL:-300}
+POLICY_SRC=${POLICY_SRC:-}
+POLICY_DIR=${POLICY_DIR:-/host/etc/amd-host-device}
 NAME=amd-host-device
 DEST=$CNI_BIN_DIR/$NAME
 
@@ -66,6 +73,25 @@ copy_into_place() {
     trap - EXIT
 }
 
+# The plugin trusts a policy only if root owns it and nobody else may write it: install
+# it as root, 0644, by rename (a CNI call never reads a half-written policy).
+install_policy() {
+    if [ -z "$POLICY_SRC" ] || [ ! -f "$POLICY_SRC" ]; then
+        log "no node policy to install; the node keeps its own (or the plugin's secure defaults)"
+        return 0
+    fi
+    mkdir -p "$POLICY_DIR" || fail "cannot create $POLICY_DIR"
+    chmod 0755 "$POLICY_DIR"
+    tmp=$POLICY_DIR/.node.json.tmp.$$
+    trap 'rm -f "$tmp"' EXIT
+    cp "$POLICY_SRC" "$tmp" || fail "cannot write $tmp"
+    chown 0:0 "$tmp" 2>/dev/null || true
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$POLICY_DIR/node.json" || fail "cannot rename $tmp to $POLICY_DIR/node.json"
+    trap - EXIT
+    log "installed the node policy $POLICY_DIR/node.json"
+}
+
 check_reference_plugins() {
     if [ -x "$CNI_BIN_DIR/host-device" ]; then
         log "found $CNI_BIN_DIR/host-device"
@@ -84,6 +110,7 @@ check_reference_plugins() {
 case ${1:-install} in
 install)
     install_plugin
+    install_policy
     check_reference_plugins
     ;;
 sleep)
