@@ -92,6 +92,20 @@ impl Sysfs {
         names
     }
 
+    /// The devices stacked on interface `ifname` of this namespace: its master (bridge,
+    /// bond, team, VRF) and its children (VLAN, macvlan), from its `upper_*` links.
+    pub fn uppers_of(&self, ifname: &str) -> Vec<String> {
+        let mut uppers: Vec<String> = std::fs::read_dir(self.root.join("class/net").join(ifname))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.strip_prefix("upper_").map(str::to_owned))
+            .collect();
+        uppers.sort();
+        uppers
+    }
+
     /// The kernel driver bound to the function, if any.
     pub fn driver_of(&self, addr: &PciAddress) -> Option<String> {
         let link = std::fs::read_link(self.pci_device_dir(addr).join("driver")).ok()?;
@@ -267,5 +281,17 @@ mod tests {
         assert!(msg("0000:5e:00.3").contains("not bound to any driver"));
         assert!(msg("0000:5e:00.4").contains("driver ionic"));
         assert!(msg("0000:99:00.0").contains("no PCI device 0000:99:00.0"));
+    }
+
+    #[test]
+    fn uppers_are_the_upper_links_of_the_interface() {
+        let fake = FakeSysfs::new();
+        let nic = fake.dir.path().join("class/net/enp1s0");
+        std::fs::create_dir_all(&nic).unwrap();
+        for entry in ["upper_br0", "upper_enp1s0.100", "master", "mtu"] {
+            std::fs::write(nic.join(entry), "").unwrap();
+        }
+        assert_eq!(fake.sysfs().uppers_of("enp1s0"), ["br0", "enp1s0.100"]);
+        assert!(fake.sysfs().uppers_of("eth9").is_empty());
     }
 }

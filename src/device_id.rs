@@ -125,6 +125,9 @@ pub enum DeviceError {
     CarriesDefaultRoute(String),
     /// kubelet's device manager did not allocate the device to this pod.
     NotAllocated(String),
+    /// The host uses the device: it is a port of a bridge/bond/team/VRF or has VLAN or
+    /// macvlan children, and the node did not allow moving such a device.
+    InUseByHost(String),
 }
 
 impl fmt::Display for DeviceError {
@@ -133,7 +136,8 @@ impl fmt::Display for DeviceError {
             DeviceError::NotFound(m)
             | DeviceError::Claimed(m)
             | DeviceError::CarriesDefaultRoute(m)
-            | DeviceError::NotAllocated(m) => f.write_str(m),
+            | DeviceError::NotAllocated(m)
+            | DeviceError::InUseByHost(m) => f.write_str(m),
         }
     }
 }

@@ -94,6 +94,7 @@ mod tests {
                 .map(|a| Address::global(a.parse().unwrap(), 24))
                 .collect(),
             routes: Vec::new(),
+            master: None,
         }
     }
 

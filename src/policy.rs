@@ -34,13 +34,14 @@ pub const DEFAULT_KUBELET_CHECKPOINT: &str =
 
 /// The NAD keys that touch the node, which a NAD may set only when the policy lists them in
 /// `nadMayOverride` (or to the value the node has anyway).
-pub const OVERRIDABLE_KEYS: [&str; 6] = [
+pub const OVERRIDABLE_KEYS: [&str; 7] = [
     "stateDir",
     "logFile",
     "logLevel",
     "kvpPoolFile",
     "podInterfaceName",
     "allowDefaultRouteDevice",
+    "allowEnslavedDevice",
 ];
 
 /// What a NAD may override when the policy does not say: nothing that names a path or
@@ -59,6 +60,9 @@ pub struct NodePolicy {
     pub delegates: Vec<String>,
     /// Whether the NIC carrying the host's default route may be moved at all.
     pub allow_default_route_device: bool,
+    /// Whether a NIC the host uses (a bridge/bond/team/VRF port, or one with VLAN or
+    /// macvlan children) may be moved; a port is enslaved again when it comes back.
+    pub allow_enslaved_device: bool,
     /// On a Kubernetes node (kubelet's checkpoint present): whether a NIC may be selected
     /// otherwise than by a PCI address the device plugin allocated to the pod.
     pub allow_unverified_selection: bool,
@@ -78,6 +82,7 @@ impl Default for NodePolicy {
             kvp_pool_file: PathBuf::from(crate::kvp::DEFAULT_POOL),
             delegates: vec![DEFAULT_DELEGATE.to_owned()],
             allow_default_route_device: false,
+            allow_enslaved_device: false,
             allow_unverified_selection: false,
             kubelet_checkpoint: PathBuf::from(DEFAULT_KUBELET_CHECKPOINT),
             nad_may_override: DEFAULT_OVERRIDABLE.map(str::to_owned).to_vec(),
@@ -200,13 +205,14 @@ fn trusted_file(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
 type Parsed<T> = std::result::Result<T, String>;
 
 fn from_object(path: &Path, obj: &Map<String, Value>) -> Parsed<NodePolicy> {
-    const KEYS: [&str; 10] = [
+    const KEYS: [&str; 11] = [
         "stateDir",
         "logFile",
         "logLevel",
         "kvpPoolFile",
         "delegates",
         "allowDefaultRouteDevice",
+        "allowEnslavedDevice",
         "allowUnverifiedSelection",
         "kubeletCheckpoint",
         "nadMayOverride",
@@ -237,6 +243,7 @@ fn from_object(path: &Path, obj: &Map<String, Value>) -> Parsed<NodePolicy> {
             list => list.unwrap_or(defaults.delegates),
         },
         allow_default_route_device: bool_key(obj, "allowDefaultRouteDevice")?.unwrap_or(false),
+        allow_enslaved_device: bool_key(obj, "allowEnslavedDevice")?.unwrap_or(false),
         allow_unverified_selection: bool_key(obj, "allowUnverifiedSelection")?.unwrap_or(false),
         kubelet_checkpoint: path_key(obj, "kubeletCheckpoint")?
             .unwrap_or(defaults.kubelet_checkpoint),

@@ -24,6 +24,9 @@ pub struct HostInterface {
     pub alias: Option<String>,
     pub addresses: Vec<Address>,
     pub routes: Vec<Route>,
+    /// The bridge, bond, team or VRF it was a port of, to enslave it again on the way back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
 }
 
 impl HostInterface {
@@ -40,6 +43,10 @@ impl HostInterface {
             .into_iter()
             .filter(is_restorable_route)
             .collect();
+        let master = match link.master {
+            Some(index) => nl.link_by_index(index)?.map(|m| m.name),
+            None => None,
+        };
         Ok(HostInterface {
             name: link.name.clone(),
             ifindex: link.index,
@@ -49,6 +56,7 @@ impl HostInterface {
             alias: link.alias.clone(),
             addresses,
             routes,
+            master,
         })
     }
 
@@ -74,8 +82,9 @@ impl HostInterface {
     }
 
     /// Puts this configuration back on `current` (the same device, found again on the host).
-    /// Order matters: rename and MTU while down, then up, then addresses (setting a link down
-    /// drops IPv6 addresses and routes), then routes (gateways need the connected prefix).
+    /// Order matters: rename and MTU while down, back into its master (a move out of the
+    /// host released it), then up, then addresses (setting a link down drops IPv6 addresses
+    /// and routes), then routes (gateways need the connected prefix).
     /// Returns what could not be restored; the device itself is back either way.
     pub fn restore(&self, nl: &dyn Links, current: &Link) -> Result<Vec<String>, Error> {
         let renaming = current.name != self.name;
@@ -89,11 +98,24 @@ impl HostInterface {
             // host-device leaves the original name in the alias; give back the real one.
             alias: (current.alias.clone().unwrap_or_default() != wanted_alias)
                 .then_some(wanted_alias),
-            up: Some(self.up),
-            netns_fd: None,
+            // A port goes up once it is back in its master; anything else in one request.
+            up: self.master.is_none().then_some(self.up),
+            ..LinkChange::default()
         };
         nl.set_link(current.index, &change)?;
         let mut problems = Vec::new();
+        if let Some(master) = &self.master {
+            if let Err(e) = self.enslave(nl, current, master) {
+                problems.push(format!("master {master}: {e}"));
+            }
+            nl.set_link(
+                current.index,
+                &LinkChange {
+                    up: Some(self.up),
+                    ..LinkChange::default()
+                },
+            )?;
+        }
         for a in &self.addresses {
             if let Err(e) = nl.add_address(current.index, a) {
                 problems.push(format!("address {}: {e}", a.cidr()));
@@ -103,6 +125,25 @@ impl HostInterface {
             problems.extend(apply_routes(nl, current.index, &self.routes));
         }
         Ok(problems)
+    }
+}
+
+impl HostInterface {
+    /// Makes `current` a port of `master` again, unless it already is.
+    fn enslave(&self, nl: &dyn Links, current: &Link, master: &str) -> Result<(), Error> {
+        let master = nl
+            .link_by_name(master)?
+            .ok_or_else(|| Error::device_not_found(format!("{master} is not on the host")))?;
+        if current.master == Some(master.index) {
+            return Ok(());
+        }
+        nl.set_link(
+            current.index,
+            &LinkChange {
+                master: Some(master.index),
+                ..LinkChange::default()
+            },
+        )
     }
 }
 

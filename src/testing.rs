@@ -158,6 +158,7 @@ pub fn attachment(
             alias: None,
             addresses: addresses.to_vec(),
             routes: Vec::new(),
+            master: None,
         },
         pod_ifname: pod_ifname.into(),
         staging_name: None,

@@ -51,14 +51,7 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     let host = kernel.host()?;
     let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, kernel, &store)?;
     let captured = HostInterface::capture(host, &link)?;
-    if captured.has_default_route() && !conf.allow_default_route_device {
-        return Err(DeviceError::CarriesDefaultRoute(format!(
-            "{} carries a default route of this host; refusing to move it into a pod \
-             (set \"allowDefaultRouteDevice\": true if that is really intended)",
-            captured.name
-        ))
-        .into());
-    }
+    ensure_not_the_hosts_own(ctx, kernel, &captured)?;
     let naming = choose_names(ctx, kernel, &captured, pod_ns)?;
     // Read before the move: /sys/class/net only shows this netns.
     let rdma_devices = rdma::devices_of(kernel.sysfs().root(), pci.as_ref(), &captured.name);
@@ -109,6 +102,44 @@ fn ensure_allocated_to_this_pod(ctx: &Context) -> Result<()> {
         log_info!("{why}; allowed by the node policy (allowUnverifiedSelection)");
     }
     Ok(())
+}
+
+/// The host's own uses of a NIC stay the host's unless the node allows otherwise: its
+/// uplink (the default route) and its membership in a bridge, bond, team or VRF, or the
+/// VLAN/macvlan devices on it (a move would take the NIC from under them).
+fn ensure_not_the_hosts_own(ctx: &Context, kernel: &dyn Kernel, nic: &HostInterface) -> Result<()> {
+    let conf = &ctx.conf;
+    if nic.has_default_route() && !conf.allow_default_route_device {
+        return Err(DeviceError::CarriesDefaultRoute(format!(
+            "{} carries a default route of this host; refusing to move it into a pod \
+             (the node policy's \"allowDefaultRouteDevice\" lifts this)",
+            nic.name
+        ))
+        .into());
+    }
+    let uppers = kernel.sysfs().uppers_of(&nic.name);
+    if (nic.master.is_none() && uppers.is_empty()) || conf.allow_enslaved_device {
+        return Ok(());
+    }
+    let mut uses = Vec::new();
+    if let Some(master) = &nic.master {
+        uses.push(format!("is a port of {master}"));
+    }
+    let children: Vec<&String> = uppers
+        .iter()
+        .filter(|u| Some(*u) != nic.master.as_ref())
+        .collect();
+    if !children.is_empty() {
+        let names: Vec<&str> = children.iter().map(|c| c.as_str()).collect();
+        uses.push(format!("carries {}", names.join(", ")));
+    }
+    Err(DeviceError::InUseByHost(format!(
+        "{} {} on this host; refusing to move it into a pod (the node policy's \
+         \"allowEnslavedDevice\" lets it go, and DEL makes it a port again)",
+        nic.name,
+        uses.join(" and ")
+    ))
+    .into())
 }
 
 /// The runtime must DEL an attachment before adding it again.
@@ -548,5 +579,72 @@ mod tests {
         // A name selector cannot be tied to an allocation either.
         let by_name = sb.context(POD, json!({"device": "enp1s0"}));
         assert_eq!(add(&by_name, &kernel).unwrap_err().code() as u32, 106);
+    }
+
+    #[test]
+    fn a_bridge_port_stays_unless_the_node_allows_it_and_then_comes_back_a_port() {
+        let sb = Sandbox::new();
+        sb.delegate(RESULT, "exit 0");
+        let (kernel, index) = world(&sb, &[]);
+        let bridge = kernel.add_link(HOST, "br0", "02:00:00:00:00:b0", &[], &[]);
+        let enslave = LinkChange {
+            master: Some(bridge),
+            ..LinkChange::default()
+        };
+        kernel.host().unwrap().set_link(index, &enslave).unwrap();
+        let sysfs_nic = sb.path().join("class/net/enp1s0");
+        std::fs::create_dir_all(&sysfs_nic).unwrap();
+        std::os::unix::fs::symlink("../br0", sysfs_nic.join("upper_br0")).unwrap();
+        let before = kernel.journal().len();
+
+        let err = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap_err();
+        assert_eq!(err.code() as u32, 107, "{err}");
+        assert!(err.to_string().contains("enp1s0 is a port of br0"), "{err}");
+        assert!(sb.calls().is_empty() && kernel.journal().len() == before);
+
+        let mut allowed = sb.context(POD, json!({"device": "enp1s0"}));
+        allowed.conf.allow_enslaved_device = true;
+        add(&allowed, &kernel).unwrap();
+        let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+        assert_eq!(saved.host.master.as_deref(), Some("br0"));
+
+        // The NIC comes back released (as a move out of the host leaves it): DEL enslaves it.
+        let release = LinkChange {
+            master: Some(0),
+            ..LinkChange::default()
+        };
+        kernel.host().unwrap().set_link(index, &release).unwrap();
+        let delegate = Delegate::find_for_give_back("host-device", &allowed.env.path);
+        give_back(&kernel, &allowed, delegate.as_ref(), &store(&sb), &saved).unwrap();
+        assert_eq!(
+            kernel.link(HOST, "enp1s0").unwrap().link.master,
+            Some(bridge)
+        );
+        let journal = kernel.journal();
+        let enslaved = journal
+            .iter()
+            .position(|l| l.ends_with(&format!("master=#{bridge}")));
+        let up = journal
+            .iter()
+            .rposition(|l| l.ends_with(&format!("set #{index} up")));
+        assert!(
+            enslaved < up && enslaved.is_some(),
+            "enslaved before it goes up: {journal:?}"
+        );
+    }
+
+    #[test]
+    fn vlan_children_keep_their_nic_on_the_host() {
+        let sb = Sandbox::new();
+        sb.delegate(RESULT, "exit 0");
+        let (kernel, _) = world(&sb, &[]);
+        let sysfs_nic = sb.path().join("class/net/enp1s0");
+        std::fs::create_dir_all(&sysfs_nic).unwrap();
+        std::os::unix::fs::symlink("../enp1s0.100", sysfs_nic.join("upper_enp1s0.100")).unwrap();
+
+        let err = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap_err();
+
+        assert_eq!(err.code() as u32, 107, "{err}");
+        assert!(err.to_string().contains("carries enp1s0.100"), "{err}");
     }
 }

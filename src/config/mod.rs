@@ -56,6 +56,7 @@ pub struct NetConf {
     pub log_file: Option<PathBuf>,
     pub log_level: LogLevel,
     pub allow_default_route_device: bool,
+    pub allow_enslaved_device: bool,
     pub address_source: AddressSource,
     pub kvp_pool_file: PathBuf,
     pub kvp_prefix_length: u8,
@@ -205,9 +206,17 @@ impl NetConf {
                 parse_log_level(raw.log_level.as_deref())?,
                 policy.log_level,
             )?,
-            allow_default_route_device: allow_default_route_device(
+            allow_default_route_device: guard_override(
                 policy,
+                "allowDefaultRouteDevice",
                 raw.allow_default_route_device,
+                policy.allow_default_route_device,
+            )?,
+            allow_enslaved_device: guard_override(
+                policy,
+                "allowEnslavedDevice",
+                raw.allow_enslaved_device,
+                policy.allow_enslaved_device,
             )?,
             address_source,
             kvp_pool_file: policy.choose(
@@ -223,15 +232,16 @@ impl NetConf {
         })
     }
 }
-/// A NAD may always keep the default-route guard on; switching it off is the policy's call.
-fn allow_default_route_device(policy: &NodePolicy, from_nad: Option<bool>) -> Result<bool> {
+/// A NAD may always keep a guard on; switching it off is the policy's call.
+fn guard_override(
+    policy: &NodePolicy,
+    key: &str,
+    from_nad: Option<bool>,
+    node: bool,
+) -> Result<bool> {
     match from_nad {
         Some(false) => Ok(false),
-        nad => policy.choose(
-            "allowDefaultRouteDevice",
-            nad,
-            policy.allow_default_route_device,
-        ),
+        nad => policy.choose(key, nad, node),
     }
 }
 

@@ -23,6 +23,7 @@ pub(super) struct RawConf {
     pub(super) log_file: Option<String>,
     pub(super) log_level: Option<String>,
     pub(super) allow_default_route_device: Option<bool>,
+    pub(super) allow_enslaved_device: Option<bool>,
     pub(super) address_source: Option<String>,
     pub(super) kvp_pool_file: Option<String>,
     pub(super) kvp_prefix_length: Option<Value>,
@@ -38,11 +39,8 @@ impl RawConf {
             Some(Value::Object(rc)) => optional_string(rc, "deviceID", "runtimeConfig.deviceID")?,
             Some(_) => return Err(wrong_type("runtimeConfig", "an object")),
         };
-        let allow_default_route_device = match obj.get("allowDefaultRouteDevice") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return Err(wrong_type("allowDefaultRouteDevice", "true or false")),
-        };
+        let allow_default_route_device = optional_bool(obj, "allowDefaultRouteDevice")?;
+        let allow_enslaved_device = optional_bool(obj, "allowEnslavedDevice")?;
         let valid_attachments = match obj.get("cni.dev/valid-attachments") {
             None | Some(Value::Null) => None,
             Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
@@ -66,6 +64,7 @@ impl RawConf {
             log_file: string("logFile")?,
             log_level: string("logLevel")?,
             allow_default_route_device,
+            allow_enslaved_device,
             address_source: string("addressSource")?,
             kvp_pool_file: string("kvpPoolFile")?,
             kvp_prefix_length: obj.get("kvpPrefixLength").cloned().filter(|v| !v.is_null()),
@@ -80,6 +79,14 @@ fn optional_string(obj: &Map<String, Value>, key: &str, shown: &str) -> Result<O
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(wrong_type(shown, "a string")),
+    }
+}
+
+fn optional_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(wrong_type(key, "true or false")),
     }
 }
 

@@ -93,7 +93,7 @@ impl FakeKernel {
             mac: Some(MacAddress::parse(mac).expect("a test MAC")),
             mtu: 1500,
             up: true,
-            alias: None,
+            ..Link::default()
         };
         namespaces
             .get_mut(ns)
@@ -260,6 +260,9 @@ fn apply(link: &mut Link, change: &LinkChange) {
     if let Some(alias) = &change.alias {
         link.alias = (!alias.is_empty()).then(|| alias.clone());
     }
+    if let Some(master) = change.master {
+        link.master = (master != 0).then_some(master);
+    }
 }
 
 /// `set #3 name=enp1 mtu=9000 down alias="" netns=host`: only what the change sets.
@@ -273,6 +276,7 @@ fn describe(index: i32, change: &LinkChange) -> String {
             .map(|up| if up { "up" } else { "down" }.to_owned()),
     );
     parts.extend(change.alias.as_ref().map(|a| format!("alias={a:?}")));
+    parts.extend(change.master.map(|m| format!("master=#{m}")));
     if change.netns_fd == Some(HOST_NETNS_FD) {
         parts.push("netns=host".to_owned());
     }

@@ -9,7 +9,7 @@ use super::{is_not_found, Netlink, Result};
 use crate::device_id::MacAddress;
 
 /// What we need to know about a link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Link {
     pub index: i32,
     pub name: String,
@@ -17,7 +17,14 @@ pub struct Link {
     pub mtu: u32,
     pub up: bool,
     pub alias: Option<String>,
+    /// The index of its master (bridge, bond, team, VRF), if it is enslaved.
+    pub master: Option<i32>,
+    /// The device it sits on, e.g. its PCI address (`IFLA_PARENT_DEV_NAME`, kernel 5.14+).
+    pub parent_device: Option<String>,
 }
+
+/// `IFLA_PARENT_DEV_NAME` (linux/if_link.h), which neli 0.7 does not name.
+const IFLA_PARENT_DEV_NAME: u16 = 56;
 
 /// A set of changes applied in one RTM_SETLINK. `None` leaves a property alone.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +36,8 @@ pub struct LinkChange {
     pub alias: Option<String>,
     /// Move the link into the network namespace of this file descriptor.
     pub netns_fd: Option<u32>,
+    /// Enslave the link to the link of this index (0 releases it).
+    pub master: Option<i32>,
 }
 
 impl Netlink {
@@ -97,6 +106,9 @@ impl Netlink {
         if let Some(fd) = change.netns_fd {
             attrs.push(super::attr(Ifla::NetNsFd, fd)?);
         }
+        if let Some(master) = change.master {
+            attrs.push(super::attr(Ifla::Master, master as u32)?);
+        }
         let mut builder = IfinfomsgBuilder::default()
             .ifi_family(RtAddrFamily::Unspecified)
             .ifi_index(index)
@@ -129,5 +141,48 @@ fn parse_link(msg: &Ifinfomsg) -> Option<Link> {
             .get_attr_payload_as_with_len::<String>(Ifla::Ifalias)
             .ok()
             .filter(|a| !a.is_empty()),
+        master: attrs
+            .get_attr_payload_as::<u32>(Ifla::Master)
+            .ok()
+            .filter(|m| *m != 0)
+            .map(|m| m as i32),
+        parent_device: attrs
+            .get_attr_payload_as_with_len::<String>(Ifla::UnrecognizedConst(IFLA_PARENT_DEV_NAME))
+            .ok()
+            .filter(|p| !p.is_empty()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neli::FromBytesWithInput;
+    use std::io::Cursor;
+
+    /// An RTM_NEWLINK payload as the kernel sends it for a bond slave on a PCI function:
+    /// ifinfomsg, then IFLA_IFNAME "eth1", IFLA_MTU 9000, IFLA_MASTER 7 and
+    /// IFLA_PARENT_DEV_NAME "0000:5e:00.1".
+    const BOND_SLAVE: &[u8] = &[
+        0, 0, 1, 0, 3, 0, 0, 0, 0x03, 0x18, 0x01, 0x00, 0, 0, 0,
+        0, // family, type, index 3, flags UP|...
+        9, 0, 3, 0, b'e', b't', b'h', b'1', 0, 0, 0, 0, // IFLA_IFNAME
+        8, 0, 4, 0, 0x28, 0x23, 0, 0, // IFLA_MTU 9000
+        8, 0, 10, 0, 7, 0, 0, 0, // IFLA_MASTER 7
+        17, 0, 56, 0, b'0', b'0', b'0', b'0', b':', b'5', b'e', b':', b'0', b'0', b'.', b'1', 0, 0,
+        0, 0, // IFLA_PARENT_DEV_NAME
+    ];
+
+    #[test]
+    fn reads_master_and_parent_device_from_the_kernels_reply() {
+        let msg = Ifinfomsg::from_bytes_with_input(&mut Cursor::new(BOND_SLAVE), BOND_SLAVE.len())
+            .unwrap();
+        let link = parse_link(&msg).unwrap();
+        assert_eq!(
+            (link.index, link.name.as_str(), link.mtu),
+            (3, "eth1", 9000)
+        );
+        assert!(link.up);
+        assert_eq!(link.master, Some(7));
+        assert_eq!(link.parent_device.as_deref(), Some("0000:5e:00.1"));
+    }
 }

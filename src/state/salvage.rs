@@ -74,6 +74,7 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
         alias: None,
         addresses,
         routes: routes.unwrap_or_default(),
+        master: salvage_string(host_part, "master"),
     };
     (host, lost)
 }

@@ -48,6 +48,7 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
                 priority: Some(100),
                 prefsrc: None,
             }],
+            master: None,
         },
         pod_ifname: "enp94s0f1".into(),
         staging_name: None,
