@@ -8,6 +8,7 @@
 //! the flow of ADD and DEL and the invariants of the state directory.
 
 pub mod admin;
+pub mod admission;
 pub mod arena;
 pub mod cni;
 pub mod commands;

@@ -1,0 +1,271 @@
+//! ADD against an in-memory kernel and a scripted host-device: the order of what it does,
+//! and everything it must refuse before doing anything.
+
+use super::*;
+use crate::kernel::fake::{FakeKernel, HOST};
+use crate::testing::{address, route, Sandbox};
+use serde_json::json;
+
+const POD: &str = "/pod";
+const MAC: &str = "02:00:00:00:00:01";
+/// What the scripted host-device prints on a successful ADD.
+const RESULT: &str = r#"echo '{"cniVersion":"1.0.0","interfaces":[{"name":"enp1s0"}],"ips":[{"address":"192.0.2.10/24"}]}'"#;
+
+/// A host with NIC `enp1s0` (192.0.2.10/24, and `routes`) and an empty pod netns.
+fn world(sb: &Sandbox, routes: &[crate::netlink::Route]) -> (FakeKernel, i32) {
+    let kernel = FakeKernel::new(sb.path());
+    kernel.add_netns(POD);
+    let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], routes);
+    (kernel, index)
+}
+
+fn store(sb: &Sandbox) -> StateStore {
+    StateStore::open(&sb.state_dir()).unwrap()
+}
+
+fn commands(sb: &Sandbox) -> Vec<String> {
+    sb.calls().into_iter().map(|(c, _)| c).collect()
+}
+
+fn assert_nothing_left(sb: &Sandbox) {
+    let store = store(sb);
+    assert_eq!(store.attachments().unwrap(), vec![]);
+    assert_eq!(store.claim_of(&state::name_key("enp1s0")).unwrap(), None);
+}
+
+#[test]
+fn a_failed_delegate_is_rolled_back_after_the_state_was_made_durable() {
+    let sb = Sandbox::new();
+    let seen = sb.path().join("state-files-at-add");
+    sb.delegate(
+        &format!(
+            "ls {} >{}; echo '{{\"code\":999,\"msg\":\"boom\"}}'; exit 1",
+            sb.state_dir().display(),
+            seen.display()
+        ),
+        "exit 0",
+    );
+    let (kernel, index) = world(&sb, &[route("10.9.0.0/16", "192.0.2.1")]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 103, "{err}");
+    assert!(err.to_string().contains("boom"), "{err}");
+    let at_add = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        at_add.contains("c1-net1.json"),
+        "state not on disk when the delegate acted: {at_add}"
+    );
+    assert_eq!(
+        commands(&sb),
+        ["ADD", "DEL"],
+        "rollback asks host-device for DEL"
+    );
+    assert_nothing_left(&sb);
+    let nic = kernel
+        .link(HOST, "enp1s0")
+        .expect("the NIC stays on the host");
+    assert_eq!(nic.link.index, index);
+    assert!(nic.link.up);
+    assert_eq!(nic.addresses, [address("192.0.2.10/24")]);
+}
+
+#[test]
+fn a_device_that_never_reaches_the_pod_is_rolled_back_too() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    // Captured routes must be re-added in the pod, where the NIC is not.
+    let (kernel, _) = world(&sb, &[route("10.9.0.0/16", "192.0.2.1")]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 100, "{err}");
+    assert_eq!(commands(&sb), ["ADD", "DEL"]);
+    assert_nothing_left(&sb);
+}
+
+#[test]
+fn a_good_add_hands_host_device_the_captured_addresses_and_keeps_the_state() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    let result = add(&ctx, &kernel).unwrap();
+
+    assert_eq!(result["interfaces"][0]["name"], "enp1s0");
+    let calls = sb.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1["device"], "enp1s0");
+    assert_eq!(
+        calls[0].1["ipam"],
+        json!({"type": "static", "addresses": [{"address": "192.0.2.10/24"}]})
+    );
+    let saved = store(&sb).load("c1", "net1").unwrap().expect("state kept");
+    assert_eq!(saved.host.addresses, [address("192.0.2.10/24")]);
+    assert_eq!(saved.pod_ifname, "enp1s0");
+    assert!(
+        kernel.journal().is_empty(),
+        "ADD itself changed nothing on the host"
+    );
+}
+
+#[test]
+fn a_name_taken_in_the_pod_is_staged_under_a_temporary_name_before_host_device_runs() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, index) = world(&sb, &[]);
+    kernel.add_link(POD, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    add(&ctx, &kernel).unwrap();
+
+    let staging = format!("ahd{index}");
+    assert_eq!(
+        kernel.journal(),
+        [
+            format!("host: set #{index} down"),
+            format!("host: set #{index} name={staging}")
+        ]
+    );
+    assert_eq!(sb.calls()[0].1["device"], staging.as_str());
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    assert_eq!(saved.staging_name.as_deref(), Some(staging.as_str()));
+    assert_eq!(
+        saved.pod_ifname, "net1",
+        "the pod side falls back to CNI_IFNAME"
+    );
+}
+
+#[test]
+fn a_claimed_device_is_refused_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap();
+    let mut second = sb.context(POD, json!({"device": "enp1s0"}));
+    second.env.container_id = "c2".into();
+
+    let err = add(&second, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 101, "{err}");
+    assert!(err.to_string().contains("claimed by container c1"), "{err}");
+    assert_eq!(
+        commands(&sb),
+        ["ADD"],
+        "host-device never ran for the second pod"
+    );
+}
+
+#[test]
+fn the_hosts_default_route_device_stays_unless_allowed() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[route("0.0.0.0/0", "192.0.2.1")]);
+
+    let err = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 104, "{err}");
+    assert!(sb.calls().is_empty());
+    assert_nothing_left(&sb);
+    assert!(kernel.journal().is_empty());
+}
+
+#[test]
+fn a_nic_kubelet_gave_to_another_pod_is_refused_before_anything_is_created() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    std::fs::write(
+        sb.kubelet_checkpoint(),
+        json!({"Data": {
+            "PodDeviceEntries": [{"PodUID": "uid-a", "ContainerName": "c",
+                "ResourceName": "amd.com/nic", "DeviceIDs": {"0": ["0000:5e:00.1"]}}],
+            "RegisteredDevices": {"amd.com/nic": ["0000:5e:00.1"]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut ctx = sb.context(POD, json!({"deviceID": "0000:5e:00.1"}));
+    ctx.env.args = "K8S_POD_UID=uid-b".into();
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 106, "{err}");
+    assert!(
+        !sb.state_dir().exists(),
+        "not even the state dir was created"
+    );
+    assert!(sb.calls().is_empty() && kernel.journal().is_empty());
+    // A name selector cannot be tied to an allocation either.
+    let by_name = sb.context(POD, json!({"device": "enp1s0"}));
+    assert_eq!(add(&by_name, &kernel).unwrap_err().code() as u32, 106);
+}
+
+#[test]
+fn a_bridge_port_stays_unless_the_node_allows_it_and_then_comes_back_a_port() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, index) = world(&sb, &[]);
+    let bridge = kernel.add_link(HOST, "br0", "02:00:00:00:00:b0", &[], &[]);
+    let enslave = LinkChange {
+        master: Some(bridge),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &enslave).unwrap();
+    let sysfs_nic = sb.path().join("class/net/enp1s0");
+    std::fs::create_dir_all(&sysfs_nic).unwrap();
+    std::os::unix::fs::symlink("../br0", sysfs_nic.join("upper_br0")).unwrap();
+    let before = kernel.journal().len();
+
+    let err = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap_err();
+    assert_eq!(err.code() as u32, 107, "{err}");
+    assert!(err.to_string().contains("enp1s0 is a port of br0"), "{err}");
+    assert!(sb.calls().is_empty() && kernel.journal().len() == before);
+
+    let mut allowed = sb.context(POD, json!({"device": "enp1s0"}));
+    allowed.conf.allow_enslaved_device = true;
+    add(&allowed, &kernel).unwrap();
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    assert_eq!(saved.host.master.as_deref(), Some("br0"));
+
+    // The NIC comes back released (as a move out of the host leaves it): DEL enslaves it.
+    let release = LinkChange {
+        master: Some(0),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &release).unwrap();
+    let delegate = Delegate::find_for_give_back("host-device", &allowed.env.path);
+    give_back(&kernel, &allowed, delegate.as_ref(), &store(&sb), &saved).unwrap();
+    assert_eq!(
+        kernel.link(HOST, "enp1s0").unwrap().link.master,
+        Some(bridge)
+    );
+    let journal = kernel.journal();
+    let enslaved = journal
+        .iter()
+        .position(|l| l.ends_with(&format!("master=#{bridge}")));
+    let up = journal
+        .iter()
+        .rposition(|l| l.ends_with(&format!("set #{index} up")));
+    assert!(
+        enslaved < up && enslaved.is_some(),
+        "enslaved before it goes up: {journal:?}"
+    );
+}
+
+#[test]
+fn vlan_children_keep_their_nic_on_the_host() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    let sysfs_nic = sb.path().join("class/net/enp1s0");
+    std::fs::create_dir_all(&sysfs_nic).unwrap();
+    std::os::unix::fs::symlink("../enp1s0.100", sysfs_nic.join("upper_enp1s0.100")).unwrap();
+
+    let err = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 107, "{err}");
+    assert!(err.to_string().contains("carries enp1s0.100"), "{err}");
+}

@@ -1,0 +1,291 @@
+//! The config parser: what it accepts, what it refuses and with which code.
+
+use super::*;
+use serde_json::json;
+
+/// Parsed under a node without a policy file (the secure defaults).
+fn parse(v: Value) -> Result<NetConf> {
+    NetConf::parse(v.to_string().as_bytes(), &NodePolicy::default())
+}
+
+/// Parsed on a node that lets a config decide every key the policy governs.
+fn parse_on_open_node(v: Value) -> Result<NetConf> {
+    let open = NodePolicy {
+        nad_may_override: crate::policy::OVERRIDABLE_KEYS.map(str::to_owned).to_vec(),
+        allow_default_route_device: false,
+        ..NodePolicy::default()
+    };
+    NetConf::parse(v.to_string().as_bytes(), &open)
+}
+
+fn code_of(v: Value) -> u32 {
+    parse(v).unwrap_err().code() as u32
+}
+
+#[test]
+fn parses_what_multus_sends() {
+    let c = parse(json!({
+        "cniVersion": "0.3.1", "name": "amd-host-device-nad", "type": "amd-host-device",
+        "deviceID": "0000:5E:00.1", "pciBusID": "0000:5e:00.1"
+    }))
+    .unwrap();
+    assert_eq!(c.cni_version, CniVersion::V0_3_1);
+    assert_eq!(c.selector.pci.unwrap().to_string(), "0000:5e:00.1");
+    assert_eq!(c.pod_interface_name, PodInterfaceName::Host);
+    assert_eq!(c.state_dir, PathBuf::from(crate::policy::DEFAULT_STATE_DIR));
+    assert_eq!(c.delegate, "host-device");
+    assert_eq!(c.log_level, LogLevel::Info);
+    assert!(!c.allow_default_route_device);
+    assert!(c.ipam.is_none());
+}
+
+#[test]
+fn accepts_runtime_config_device_id_and_name_selectors() {
+    let c = parse(json!({"cniVersion": "1.1.0", "name": "n",
+        "runtimeConfig": {"deviceID": "0000:01:00.0"}}))
+    .unwrap();
+    assert!(c.selector.pci.is_some());
+    let c = parse_on_open_node(
+        json!({"cniVersion": "1.0.0", "name": "n", "device": "enp1s0",
+        "hwaddr": "AA:bb:cc:dd:ee:ff", "podInterfaceName": "cni",
+        "ipam": {"type": "static", "addresses": []}, "stateDir": "/tmp/s",
+        "logLevel": "debug", "logFile": "/tmp/l", "allowDefaultRouteDevice": true}),
+    )
+    .unwrap();
+    assert_eq!(c.selector.device.as_deref(), Some("enp1s0"));
+    assert_eq!(c.selector.hwaddr.unwrap().to_string(), "aa:bb:cc:dd:ee:ff");
+    assert_eq!(c.pod_interface_name, PodInterfaceName::Cni);
+    assert_eq!(c.ipam.unwrap()["type"], "static");
+    assert_eq!(c.log_level, LogLevel::Debug);
+    assert!(c.allow_default_route_device);
+}
+
+#[test]
+fn rejects_bad_configs_with_the_right_code() {
+    let base = || json!({"cniVersion": "0.3.1", "name": "n", "deviceID": "0000:01:00.0"});
+    let with = |k: &str, v: Value| {
+        let mut c = base();
+        c[k] = v;
+        c
+    };
+    let cases: Vec<(Value, u32)> = vec![
+        (with("cniVersion", json!("0.2.0")), 1),
+        (with("cniVersion", json!("9.9.9")), 1),
+        (json!({"name": "n", "deviceID": "0000:01:00.0"}), 7),
+        (
+            json!({"cniVersion": "0.3.1", "deviceID": "0000:01:00.0"}),
+            7,
+        ),
+        (with("deviceID", json!("../../etc")), 7),
+        (with("deviceID", json!("0000:01:00.0/../x")), 7),
+        (with("deviceID", json!("eth0")), 7),
+        (with("deviceID", json!(5)), 7),
+        (with("pciBusID", json!("0000:02:00.0")), 7),
+        (with("hwaddr", json!("zz:zz")), 7),
+        (with("device", json!("a/b")), 7),
+        (with("podInterfaceName", json!("pod")), 7),
+        (with("logLevel", json!("loud")), 7),
+        (with("stateDir", json!("relative")), 7),
+        (with("stateDir", json!("/var/../etc")), 7),
+        (with("delegate", json!("../bin/sh")), 7),
+        (with("ipam", json!("static")), 7),
+        (with("ipam", json!({"addresses": []})), 7),
+    ];
+    for (conf, code) in cases {
+        assert_eq!(code_of(conf.clone()), code, "{conf}");
+    }
+}
+
+#[test]
+fn type_errors_name_their_field() {
+    let msg = |v: Value| parse(v).unwrap_err().to_string();
+    let base = json!({"cniVersion": "0.3.1", "name": "n"});
+    for (field, value, expected) in [
+        ("deviceID", json!(5), "\"deviceID\" must be a string"),
+        (
+            "allowDefaultRouteDevice",
+            json!("yes"),
+            "\"allowDefaultRouteDevice\" must be true or false",
+        ),
+        (
+            "runtimeConfig",
+            json!({"deviceID": []}),
+            "\"runtimeConfig.deviceID\" must be a string",
+        ),
+        (
+            "podInterfaceName",
+            json!("pod"),
+            "\"podInterfaceName\" \"pod\" must be \"host\" or \"cni\"",
+        ),
+        ("logLevel", json!("loud"), "\"logLevel\" \"loud\" must be"),
+        (
+            "cni.dev/valid-attachments",
+            json!([1]),
+            "\"cni.dev/valid-attachments\" must be a list",
+        ),
+    ] {
+        let mut c = base.clone();
+        c[field] = value;
+        let m = msg(c);
+        assert!(m.starts_with(expected), "{field}: {m}");
+    }
+}
+
+#[test]
+fn address_source_and_kvp_keys() {
+    let c = parse(json!({"cniVersion": "1.0.0", "name": "n"})).unwrap();
+    assert_eq!(c.address_source, AddressSource::Interface);
+    assert_eq!(
+        c.kvp_pool_file,
+        PathBuf::from("/var/lib/hyperv/.kvp_pool_0")
+    );
+    assert_eq!(c.kvp_prefix_length, 16);
+    let c = parse_on_open_node(
+        json!({"cniVersion": "1.0.0", "name": "n", "addressSource": "auto",
+        "kvpPoolFile": "/tmp/pool", "kvpPrefixLength": 24}),
+    )
+    .unwrap();
+    assert_eq!(c.address_source, AddressSource::Auto);
+    assert_eq!(c.kvp_prefix_length, 24);
+    for bad in [
+        json!({"addressSource": "dhcp"}),
+        json!({"kvpPrefixLength": 33}),
+        json!({"kvpPrefixLength": "16"}),
+        json!({"kvpPoolFile": "pool"}),
+        json!({"addressSource": "kvp", "ipam": {"type": "static"}}),
+    ] {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "n"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        assert_eq!(code_of(c.clone()), 7, "{c}");
+    }
+}
+
+#[test]
+fn only_add_needs_a_selector() {
+    let c = parse(json!({"cniVersion": "1.1.0", "name": "n"})).unwrap();
+    assert_eq!(c.selector.require_some().unwrap_err().code() as u32, 7);
+    assert!(
+        parse(json!({"cniVersion": "1.1.0", "name": "n", "hwaddr": "02:00:00:00:00:01"}))
+            .unwrap()
+            .selector
+            .require_some()
+            .is_ok()
+    );
+}
+
+#[test]
+fn malformed_input_is_a_decode_error() {
+    for input in [
+        &b""[..],
+        b"   \n",
+        b"{",
+        b"[1,2]",
+        b"\"str\"",
+        b"{\"a\":}",
+        b"\xff\xfe",
+    ] {
+        let err = NetConf::parse(input, &NodePolicy::default()).unwrap_err();
+        assert_eq!(err.code() as u32, 6, "{input:?}: {err}");
+    }
+}
+
+#[test]
+fn valid_attachments_are_read_for_gc() {
+    let c = parse(json!({"cniVersion": "1.1.0", "name": "n", "device": "x",
+        "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "net1"}]}))
+    .unwrap();
+    assert_eq!(
+        c.valid_attachments.unwrap(),
+        vec![ValidAttachment {
+            container_id: "c1".into(),
+            ifname: "net1".into()
+        }]
+    );
+}
+
+#[test]
+fn network_names_follow_the_spec() {
+    for good in ["n", "amd-host-device-nad", "net_1.v2", "0"] {
+        assert!(
+            parse(json!({"cniVersion": "1.0.0", "name": good})).is_ok(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "x\n* * * * * root sh",
+        "-n",
+        ".n",
+        "a b",
+        "a/b",
+        "n\u{1b}[31m",
+        "é",
+    ] {
+        let e = parse(json!({"cniVersion": "1.0.0", "name": bad})).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{bad:?}");
+        assert!(e.to_string().contains("\"name\""), "{e}");
+    }
+}
+
+#[test]
+fn keys_that_touch_the_node_are_the_policys() {
+    let nad = |k: &str, v: Value| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "n"});
+        c[k] = v;
+        c
+    };
+    for (key, value) in [
+        ("stateDir", json!("/etc")),
+        ("logFile", json!("/etc/cron.d/x")),
+        ("kvpPoolFile", json!("/etc/shadow")),
+        ("allowDefaultRouteDevice", json!(true)),
+    ] {
+        let e = parse(nad(key, value)).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{key}");
+        assert!(
+            e.to_string().contains(&format!("\"{key}\" may not be set"))
+                && e.to_string().contains(crate::policy::DEFAULT_POLICY_FILE),
+            "{e}"
+        );
+    }
+    let e = parse(nad("delegate", json!("bridge"))).unwrap_err();
+    assert!(
+        e.to_string().contains("not allowed by the node policy"),
+        "{e}"
+    );
+    // The node's own values, a guard kept on and the keys a NAD may decide all pass.
+    for (key, value) in [
+        ("stateDir", json!(crate::policy::DEFAULT_STATE_DIR)),
+        ("allowDefaultRouteDevice", json!(false)),
+        ("logLevel", json!("debug")),
+        ("podInterfaceName", json!("cni")),
+        ("delegate", json!("host-device")),
+    ] {
+        assert!(parse(nad(key, value)).is_ok(), "{key}");
+    }
+}
+
+#[test]
+fn the_policy_gives_the_node_keys_their_values() {
+    let node = NodePolicy {
+        state_dir: "/srv/state".into(),
+        log_file: Some("/var/log/ahd.log".into()),
+        log_level: LogLevel::Debug,
+        delegates: vec!["my-host-device".into()],
+        allow_default_route_device: true,
+        ..NodePolicy::default()
+    };
+    let c = NetConf::parse(br#"{"cniVersion": "1.0.0", "name": "n"}"#, &node).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/srv/state"));
+    assert_eq!(c.log_file, Some(PathBuf::from("/var/log/ahd.log")));
+    assert_eq!(c.log_level, LogLevel::Debug);
+    assert_eq!(c.delegate, "my-host-device", "the first allowed delegate");
+    assert!(c.allow_default_route_device);
+    let c = NetConf::parse(
+        br#"{"cniVersion": "1.0.0", "name": "n", "allowDefaultRouteDevice": false}"#,
+        &node,
+    )
+    .unwrap();
+    assert!(!c.allow_default_route_device, "a NAD may keep the guard on");
+}
