@@ -31,6 +31,7 @@ pub mod pod_addresses;
 pub mod policy;
 pub mod rdma;
 pub mod snapshot;
+pub mod stale_claims;
 pub mod state;
 #[cfg(test)]
 mod testing;

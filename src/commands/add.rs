@@ -20,6 +20,7 @@ use crate::netlink::{Link, LinkChange, Links};
 use crate::pod_addresses;
 use crate::rdma;
 use crate::snapshot::{apply_routes, HostInterface};
+use crate::stale_claims::{ensure_unclaimed, Claimed};
 use crate::state::{self, AttachmentState, Lock, PodRef, StateStore};
 use crate::{log_debug, log_error, log_info};
 
@@ -45,7 +46,8 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     // is away in their pod (and so not on the host to be resolved). The PCI claim is
     // checked under the device lock, before resolving (`resolve_and_lock`).
     if let Some(name) = &conf.selector.device {
-        ensure_unclaimed(&store, &state::name_key(name), &conf.selector.describe())?;
+        let key = state::name_key(name);
+        ensure_unclaimed(ctx, kernel, &store, &key, &conf.selector.describe(), false)?;
     }
 
     let host = kernel.host()?;
@@ -163,7 +165,7 @@ fn resolve_and_lock(
     if let Some(pci) = &selector.pci {
         let key = state::pci_key(pci);
         let lock = store.lock_device(&key)?;
-        ensure_unclaimed(store, &key, &selector.describe())?;
+        ensure_unclaimed(ctx, kernel, store, &key, &selector.describe(), true)?;
         let resolved = resolve()?;
         crate::log::set_device(&resolved.link.name);
         return Ok((resolved, lock));
@@ -172,23 +174,17 @@ fn resolve_and_lock(
     crate::log::set_device(&link.name);
     let key = state::device_key(None, link.mac.as_ref(), &link.name);
     let lock = store.lock_device(&key)?;
-    ensure_unclaimed(store, &key, &link.name)?;
+    if ensure_unclaimed(ctx, kernel, store, &key, &link.name, true)? == Claimed::RepairedStale {
+        // Given back under its host name: find it again.
+        let resolved = resolve()?;
+        crate::log::set_device(&resolved.link.name);
+        return Ok((resolved, lock));
+    }
     let link = host
         .link_by_index(link.index)?
         .filter(|l| l.name == link.name)
         .ok_or_else(|| Error::device_not_found(format!("{} left the host meanwhile", link.name)))?;
     Ok((Resolved { link, pci }, lock))
-}
-
-fn ensure_unclaimed(store: &StateStore, key: &str, what: &str) -> Result<()> {
-    match store.claim_of(key)? {
-        Some(owner) => Err(DeviceError::Claimed(format!(
-            "{what} is already claimed by container {} interface {}",
-            owner.container_id, owner.ifname
-        ))
-        .into()),
-        None => Ok(()),
-    }
 }
 
 struct Naming {

@@ -269,3 +269,68 @@ fn vlan_children_keep_their_nic_on_the_host() {
     assert_eq!(err.code() as u32, 107, "{err}");
     assert!(err.to_string().contains("carries enp1s0.100"), "{err}");
 }
+
+/// The state an earlier pod's ADD left for the NIC, the pod since gone or not.
+fn earlier_attachment(sb: &Sandbox, kernel: &FakeKernel, netns: &str) -> AttachmentState {
+    let link = kernel.link(HOST, "enp1s0").unwrap().link;
+    let earlier = crate::testing::attachment(&link, &[address("192.0.2.10/24")], netns, "net1");
+    store(sb).save(&earlier).unwrap();
+    earlier
+}
+
+#[test]
+fn a_claim_whose_pod_is_gone_is_given_back_first_and_the_nic_attached_as_it_was() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, index) = world(&sb, &[]);
+    earlier_attachment(&sb, &kernel, "/gone");
+    // The kernel handed the NIC back when that netns died: renamed, down, flushed.
+    kernel.move_link(index, HOST, "/pod");
+    kernel.move_link(index, "/pod", HOST);
+    let rename = LinkChange {
+        name: Some("net1".into()),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &rename).unwrap();
+    let mut ctx = sb.context(POD, json!({"hwaddr": MAC}));
+    ctx.env.container_id = "c2".into();
+
+    add(&ctx, &kernel).unwrap();
+
+    let store = store(&sb);
+    assert_eq!(store.attachments().unwrap(), [("c2".into(), "net1".into())]);
+    let saved = store.load("c2", "net1").unwrap().unwrap();
+    assert_eq!(
+        saved.host.name, "enp1s0",
+        "captured under its own name again"
+    );
+    assert_eq!(saved.host.addresses, [address("192.0.2.10/24")]);
+    assert!(saved.host.up, "captured up, as it was before the first pod");
+    assert_eq!(
+        store
+            .claim_of(&state::name_key("enp1s0"))
+            .unwrap()
+            .unwrap()
+            .container_id,
+        "c2"
+    );
+}
+
+#[test]
+fn a_claim_whose_pod_still_lives_is_refused() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    earlier_attachment(&sb, &kernel, POD);
+    let mut ctx = sb.context(POD, json!({"hwaddr": MAC}));
+    ctx.env.container_id = "c2".into();
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 101, "{err}");
+    assert!(
+        err.to_string().contains("container c1 interface net1"),
+        "{err}"
+    );
+    assert!(kernel.journal().is_empty());
+}

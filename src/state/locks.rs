@@ -55,6 +55,22 @@ impl StateStore {
         })
     }
 
+    /// The attachment's lock if nobody holds it now; `None` if someone does. For taking a
+    /// second attachment's lock while holding locks of one's own, where waiting could
+    /// deadlock against that attachment's own DEL.
+    pub fn try_lock_attachment(&self, container_id: &str, ifname: &str) -> Result<Option<Lock>> {
+        let path = self.dir().join("locks/attachments.lock");
+        let file = open_lock_file(&path)?;
+        let range = write_lock_of(attachment_slot(container_id, ifname));
+        match nix::fcntl::fcntl(file.as_raw_fd(), FcntlArg::F_OFD_SETLK(&range)) {
+            Ok(_) => Ok(Some(Lock {
+                _held: Held::Range { _file: file },
+            })),
+            Err(e) if crate::lock_wait::is_contended(e) => Ok(None),
+            Err(e) => Err(io_error("lock", &path, std::io::Error::from(e))),
+        }
+    }
+
     /// Serialises every operation on one physical device, whichever pod asks.
     pub fn lock_device(&self, key: &str) -> Result<Lock> {
         self.lock(&format!("dev-{key}"), |file| {

@@ -1,0 +1,124 @@
+//! A claim names the attachment that owns a NIC. A live owner is refused (code 101); a
+//! claim whose attachment is provably gone — its pod's network namespace no longer exists,
+//! or kubelet now allocates the NIC to the pod asking — is repaired: the NIC is given back
+//! exactly as that attachment's DEL would (renamed from `net1`/`devN`, addresses, routes,
+//! MTU, up), its state removed, and only then is the NIC attached again. Without this, a
+//! pod that vanished without DEL would keep its NIC from every later pod forever.
+
+use std::path::Path;
+
+use crate::cni::Environment;
+use crate::context::Context;
+use crate::delegate::Delegate;
+use crate::device_id::DeviceError;
+use crate::error::Error;
+use crate::give_back::give_back;
+use crate::kernel::Kernel;
+use crate::kubelet::Checkpoint;
+use crate::log_info;
+use crate::state::{AttachmentState, Claim, StateStore};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Whether a claim was in the way (and repaired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    No,
+    RepairedStale,
+}
+
+/// Refuses a NIC a live attachment owns; gives back one whose owner is gone. The caller
+/// holds its own attachment's lock, and `device_locked` says whether it also holds the
+/// device's (else it is taken here for the repair).
+pub fn ensure_unclaimed(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    key: &str,
+    what: &str,
+    device_locked: bool,
+) -> Result<Claimed> {
+    let Some(owner) = store.claim_of(key)? else {
+        return Ok(Claimed::No);
+    };
+    let state = store
+        .load(&owner.container_id, &owner.ifname)
+        .ok()
+        .flatten();
+    let Some((state, why)) = state.and_then(|s| gone_because(ctx, kernel, &s).map(|why| (s, why)))
+    else {
+        return Err(claimed(what, &owner));
+    };
+    // The owner's own DEL may be running: never wait for its lock while holding ours.
+    let Some(_owner_lock) = store.try_lock_attachment(&state.container_id, &state.ifname)? else {
+        return Err(Error::Busy(format!(
+            "{what} is being released by container {} interface {}; try again later",
+            owner.container_id, owner.ifname
+        )));
+    };
+    let _device_lock = match device_locked {
+        true => None,
+        false => Some(store.lock_device(&state.device_key())?),
+    };
+    log_info!(
+        "{what} is claimed by container {} interface {}, which is gone ({why}): giving it back \
+         as that attachment's DEL would before attaching it again",
+        owner.container_id,
+        owner.ifname
+    );
+    give_back(
+        kernel,
+        &owner_context(ctx, &state),
+        delegate(ctx).as_ref(),
+        store,
+        &state,
+    )?;
+    Ok(Claimed::RepairedStale)
+}
+
+fn claimed(what: &str, owner: &Claim) -> Error {
+    DeviceError::Claimed(format!(
+        "{what} is already claimed by container {} interface {}",
+        owner.container_id, owner.ifname
+    ))
+    .into()
+}
+
+/// Why the owner is provably gone, if it is: its netns does not exist any more, or kubelet
+/// allocates the NIC to another pod than the owner's (the asking pod's, checked before).
+fn gone_because(ctx: &Context, kernel: &dyn Kernel, owner: &AttachmentState) -> Option<String> {
+    if !owner.netns.is_empty() && !kernel.netns_exists(Path::new(&owner.netns)) {
+        return Some(format!(
+            "its network namespace {} no longer exists",
+            owner.netns
+        ));
+    }
+    let owner_uid = owner.pod.uid.as_deref()?;
+    let pci = owner.pci_address.as_ref()?;
+    let checkpoint = Checkpoint::load(&ctx.conf.kubelet_checkpoint).ok()??;
+    let holders = checkpoint.pods_holding(pci);
+    (!holders.is_empty() && !holders.contains(&owner_uid)).then(|| {
+        format!(
+            "kubelet allocates {pci} to pod {} now, not to its pod {owner_uid}",
+            holders.join(", ")
+        )
+    })
+}
+
+/// The context the owner's DEL would have had: its identity, this node's config.
+fn owner_context(ctx: &Context, owner: &AttachmentState) -> Context {
+    Context {
+        env: Environment {
+            container_id: owner.container_id.clone(),
+            ifname: owner.ifname.clone(),
+            netns: String::new(),
+            args: String::new(),
+            path: ctx.env.path.clone(),
+        },
+        conf: ctx.conf.clone(),
+    }
+}
+
+fn delegate(ctx: &Context) -> Option<Delegate> {
+    Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path)
+}
