@@ -163,13 +163,19 @@ fn candidate_names(state: &AttachmentState) -> Vec<&str> {
 
 /// Finds our device among `links` (one namespace). A name only counts if the MAC matches
 /// too: `net1` on the host may well be somebody else's device. `sysfs` (the host's view
-/// only) adds the netdevs of the recorded PCI address; the MAC alone is the last resort.
+/// only) adds the netdevs of the recorded PCI address, tried first when the MAC is not
+/// known (a recovery without state); the MAC alone is the last resort.
 pub fn find_device(
     links: &dyn Links,
     state: &AttachmentState,
     sysfs: Option<&Sysfs>,
 ) -> Result<Option<Link>> {
     let mac = state.host.mac.as_ref();
+    if mac.is_none() {
+        if let Some(l) = by_pci_address(links, state, sysfs)? {
+            return Ok(Some(l));
+        }
+    }
     for name in candidate_names(state) {
         if let Some(l) = links.link_by_name(name)? {
             if mac.is_none() || l.mac.as_ref() == mac {
@@ -177,17 +183,30 @@ pub fn find_device(
             }
         }
     }
-    if let (Some(sysfs), Some(pci)) = (sysfs, &state.pci_address) {
-        for name in sysfs.netdevs_of(pci) {
-            if let Some(l) = links.link_by_name(&name)? {
-                return Ok(Some(l));
-            }
-        }
+    if let Some(l) = by_pci_address(links, state, sysfs)? {
+        return Ok(Some(l));
     }
     match mac {
         Some(m) => links.link_by_mac(m),
         None => Ok(None),
     }
+}
+
+/// The netdev sysfs lists under the recorded PCI address, if it is among `links`.
+fn by_pci_address(
+    links: &dyn Links,
+    state: &AttachmentState,
+    sysfs: Option<&Sysfs>,
+) -> Result<Option<Link>> {
+    let (Some(sysfs), Some(pci)) = (sysfs, &state.pci_address) else {
+        return Ok(None);
+    };
+    for name in sysfs.netdevs_of(pci) {
+        if let Some(l) = links.link_by_name(&name)? {
+            return Ok(Some(l));
+        }
+    }
+    Ok(None)
 }
 
 /// Our device on the host, if it is there.

@@ -30,6 +30,7 @@ pub mod netns;
 pub mod pod_addresses;
 pub mod policy;
 pub mod rdma;
+pub mod recovery;
 pub mod snapshot;
 pub mod stale_claims;
 pub mod state;

@@ -9,9 +9,10 @@ use crate::delegate::Delegate;
 use crate::error::Error;
 use crate::give_back::give_back;
 use crate::kernel::Kernel;
+use crate::log_error;
 use crate::netlink::Links;
+use crate::recovery::recover_without_state;
 use crate::state::{AttachmentState, StateStore};
-use crate::{log_error, log_info};
 
 pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     let (env, conf) = (&ctx.env, &ctx.conf);
@@ -19,10 +20,7 @@ pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
     let state = match store.load(&env.container_id, &env.ifname) {
         Ok(Some(state)) => state,
-        Ok(None) => {
-            log_info!("no state for this attachment; nothing to do");
-            return Ok(());
-        }
+        Ok(None) => return recover_without_state(ctx, kernel, &store),
         Err(e @ Error::CorruptState { .. }) => salvage(ctx, kernel, &store, &e.to_string())?,
         Err(e) => return Err(e),
     };

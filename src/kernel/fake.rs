@@ -117,6 +117,14 @@ impl FakeKernel {
         self.links_in(ns).into_iter().find(|l| l.link.name == name)
     }
 
+    /// A handle on the links of namespace `ns`, outside any operation under test.
+    pub fn in_netns_for_tests(&self, ns: &str) -> impl Links {
+        Bound {
+            world: self.world.clone(),
+            ns: ns.to_owned(),
+        }
+    }
+
     /// The links of `ns` now.
     pub fn links_in(&self, ns: &str) -> Vec<FakeLink> {
         self.world.links_in(ns)

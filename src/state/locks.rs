@@ -71,6 +71,13 @@ impl StateStore {
         }
     }
 
+    /// Serialises rewrites of the vendor plugin's mapping file.
+    pub fn lock_vendor_mappings(&self) -> Result<Lock> {
+        self.lock("vendor-mappings", |file| {
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).map(|f| Held::Whole { _flock: f })
+        })
+    }
+
     /// Serialises every operation on one physical device, whichever pod asks.
     pub fn lock_device(&self, key: &str) -> Result<Lock> {
         self.lock(&format!("dev-{key}"), |file| {

@@ -8,6 +8,7 @@
 //!   `locks/attachments.lock`        one byte-range lock per attachment, all in one file
 //!   `locks/dev-<device key>.lock`   flock target, one per device
 //!   `.spare-<n>`                    state files of finished attachments, kept for reuse
+//!   `ip-interface-mappings.json`    the vendor plugin's state, on nodes migrating from it
 //!
 //! An ADD costs one file fsync and one directory fsync; a DEL none (see `remove`).
 //! A DEL parks its state file as a spare rather than deleting it, and the next ADD writes
@@ -17,7 +18,8 @@
 //!
 //! One file per concern: `record` (what a state file holds, and the keys), `salvage` (reading
 //! a damaged one), `store` (load, save, remove), `claims` (who owns a device), `locks`,
-//! `spares` (the pool of parked files) and `fs` (the file-system primitives under them all).
+//! `spares` (the pool of parked files), `vendor` (the vendor plugin's mapping file) and `fs`
+//! (the file-system primitives under them all).
 
 mod claims;
 mod fs;
@@ -28,11 +30,13 @@ mod spares;
 mod store;
 #[cfg(test)]
 mod testing;
+mod vendor;
 
 pub use claims::Claim;
 pub use locks::Lock;
 pub use record::{device_key, name_key, pci_key, AttachmentState, PodRef, SCHEMA_VERSION};
 pub use store::StateStore;
+pub use vendor::{VendorEntry, VENDOR_MAPPINGS_FILE};
 
 use crate::error::Error;
 

@@ -1,0 +1,137 @@
+//! Recovery without state against an in-memory kernel: what is proof enough to touch a
+//! link, and what comes back.
+
+use super::*;
+use crate::kernel::fake::{FakeKernel, HOST};
+use crate::netlink::{LinkChange, Links};
+use crate::state::VENDOR_MAPPINGS_FILE;
+use crate::testing::{address, Sandbox};
+use serde_json::json;
+
+const POD: &str = "/pod";
+const MAC: &str = "02:00:00:00:00:01";
+
+/// A NIC host-device moved into the pod as `pod_name` (its alias the host name
+/// `enp1s0`, the captured address on it), and no state of ours.
+fn nic_in_pod(pod_name: &str, alias: Option<&str>) -> (Sandbox, FakeKernel, i32) {
+    let sb = Sandbox::new();
+    sb.delegate("exit 0", "exit 0");
+    let kernel = FakeKernel::new(sb.path());
+    kernel.add_netns(POD);
+    let index = kernel.add_link(POD, pod_name, MAC, &[address("192.0.2.10/24")], &[]);
+    let mark = LinkChange {
+        alias: alias.map(str::to_owned),
+        ..LinkChange::default()
+    };
+    kernel
+        .in_netns_for_tests(POD)
+        .set_link(index, &mark)
+        .unwrap();
+    (sb, kernel, index)
+}
+
+fn del(sb: &Sandbox, kernel: &FakeKernel, conf: serde_json::Value) {
+    let ctx = sb.context(POD, conf);
+    let store = StateStore::open(&sb.state_dir()).unwrap();
+    recover_without_state(&ctx, kernel, &store).unwrap();
+}
+
+fn assert_back_on_the_host(kernel: &FakeKernel, index: i32) {
+    let nic = kernel
+        .link(HOST, "enp1s0")
+        .expect("enp1s0 back on the host");
+    assert_eq!(nic.link.index, index);
+    assert!(nic.link.up);
+    assert_eq!(nic.addresses, [address("192.0.2.10/24")]);
+    assert_eq!(
+        nic.link.alias, None,
+        "host-device's alias is not left behind"
+    );
+    assert!(kernel.links_in(POD).is_empty());
+}
+
+#[test]
+fn a_nic_under_its_host_name_comes_back_with_what_it_carried() {
+    let (sb, kernel, index) = nic_in_pod("enp1s0", Some("enp1s0"));
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+    assert_back_on_the_host(&kernel, index);
+    let calls: Vec<String> = sb.calls().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(calls, ["DEL"], "host-device is asked first, as with state");
+}
+
+#[test]
+fn a_nic_under_cni_ifname_is_known_by_host_devices_alias() {
+    let (sb, kernel, index) = nic_in_pod("net1", Some("enp1s0"));
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+    assert_back_on_the_host(&kernel, index);
+}
+
+#[test]
+fn a_link_that_is_not_provably_the_nic_is_never_touched() {
+    // CNI_IFNAME alone proves nothing: another plugin may have made this net1.
+    let (sb, kernel, _) = nic_in_pod("net1", None);
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+    assert_eq!(kernel.links_in(POD).len(), 1);
+    assert!(
+        kernel.journal().len() == 1 && sb.calls().is_empty(),
+        "{:?}",
+        kernel.journal()
+    );
+    // Two links that both match: neither is touched.
+    let (sb, kernel, _) = nic_in_pod("net1", Some("enp1s0"));
+    kernel.add_link(POD, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+    assert_eq!(kernel.links_in(POD).len(), 2);
+}
+
+#[test]
+fn the_vendors_attachment_comes_back_from_its_entry_and_only_that_entry_goes() {
+    let (sb, kernel, index) = nic_in_pod("net1", Some("enp1s0"));
+    let state_dir = sb.state_dir();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let vendor = json!({
+        "0000:5e:00.1": {"hostInterfaceName": "enp1s0", "hostInterfaceIPs": ["192.0.2.10/24"], "state": "UP"},
+        "0000:5e:00.2": {"hostInterfaceName": "enp1s1", "hostInterfaceIPs": null, "state": "DOWN"}
+    });
+    std::fs::write(state_dir.join(VENDOR_MAPPINGS_FILE), vendor.to_string()).unwrap();
+
+    del(&sb, &kernel, json!({"deviceID": "0000:5e:00.1"}));
+
+    assert_back_on_the_host(&kernel, index);
+    let left: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_dir.join(VENDOR_MAPPINGS_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(left, json!({"0000:5e:00.2": vendor["0000:5e:00.2"]}));
+}
+
+#[test]
+fn a_nic_another_attachment_of_ours_owns_is_left_to_it() {
+    let (sb, kernel, _) = nic_in_pod("enp1s0", Some("enp1s0"));
+    let link = kernel.link(POD, "enp1s0").unwrap().link;
+    let mut owner = crate::testing::attachment(&link, &[], POD, "enp1s0");
+    owner.container_id = "c9".into();
+    StateStore::open(&sb.state_dir())
+        .unwrap()
+        .save(&owner)
+        .unwrap();
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+    assert_eq!(kernel.links_in(POD).len(), 1);
+    assert!(sb.calls().is_empty());
+}
+
+#[test]
+fn vendor_addresses_are_its_cidrs() {
+    let entry = VendorEntry {
+        host_interface_name: "e".into(),
+        host_interface_ips: Some(vec![
+            "198.51.100.7/24".into(),
+            "2001:db8::7/64".into(),
+            "junk".into(),
+        ]),
+        state: "UP".into(),
+    };
+    assert_eq!(
+        vendor_addresses(&entry),
+        [address("198.51.100.7/24"), address("2001:db8::7/64")]
+    );
+}
