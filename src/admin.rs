@@ -16,6 +16,7 @@ use crate::give_back::{find_in_pod, find_on_host, give_back};
 use crate::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
 use crate::policy::NodePolicy;
+use crate::recovery::vendor_attachment;
 use crate::state::{AttachmentState, StateStore};
 
 const USAGE: &str = "usage:
@@ -119,11 +120,18 @@ fn open_store(dir: &Path) -> anyhow::Result<StateStore> {
     StateStore::open(dir).with_context(|| format!("cannot use state dir {}", dir.display()))
 }
 
-fn tracked(store: &StateStore) -> anyhow::Result<Vec<AttachmentState>> {
+/// An attachment this node knows of: one of ours, or one the vendor plugin made before
+/// the node switched to amd-host-device.
+struct Tracked {
+    state: AttachmentState,
+    vendor: bool,
+}
+
+fn tracked(store: &StateStore) -> anyhow::Result<Vec<Tracked>> {
     let ids = store
         .attachments()
         .with_context(|| format!("cannot list {}", store.dir().display()))?;
-    Ok(ids
+    let ours = ids
         .into_iter()
         .filter_map(|(cid, ifname)| match store.load(&cid, &ifname) {
             Ok(s) => s,
@@ -132,16 +140,35 @@ fn tracked(store: &StateStore) -> anyhow::Result<Vec<AttachmentState>> {
                 None
             }
         })
-        .collect())
+        .map(|state| Tracked {
+            state,
+            vendor: false,
+        });
+    let vendors = store.vendor_entries().unwrap_or_else(|e| {
+        eprintln!("amd-host-device: {e}");
+        Default::default()
+    });
+    let theirs = vendors.iter().map(|(pci, entry)| Tracked {
+        state: vendor_attachment(pci, entry),
+        vendor: true,
+    });
+    Ok(ours.chain(theirs).collect())
 }
 
 /// Where the device of an attachment is right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "where")]
 enum Location {
-    Pod { netns: String, ifname: String },
-    Host { ifname: String },
+    Pod {
+        netns: String,
+        ifname: String,
+    },
+    Host {
+        ifname: String,
+    },
     Unknown,
+    /// A vendor plugin's NIC that is not on the host: in some pod its record does not name.
+    NotOnHost,
 }
 
 impl std::fmt::Display for Location {
@@ -150,6 +177,9 @@ impl std::fmt::Display for Location {
             Location::Pod { netns, ifname } => write!(f, "pod {netns} as {ifname}"),
             Location::Host { ifname } => write!(f, "host as {ifname}"),
             Location::Unknown => f.write_str("unknown (netns gone, not on the host)"),
+            Location::NotOnHost => {
+                f.write_str("not on the host (the vendor plugin's record names no pod)")
+            }
         }
     }
 }
@@ -157,6 +187,9 @@ impl std::fmt::Display for Location {
 fn locate(kernel: &dyn Kernel, state: &AttachmentState) -> Location {
     if let Ok(Some(link)) = find_on_host(kernel, state) {
         return Location::Host { ifname: link.name };
+    }
+    if state.netns.is_empty() {
+        return Location::NotOnHost;
     }
     let netns = Path::new(&state.netns);
     if kernel.netns_exists(netns) {
@@ -173,6 +206,8 @@ fn locate(kernel: &dyn Kernel, state: &AttachmentState) -> Location {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Row<'a> {
+    /// `amd-host-device`, or `vendor` for the vendor plugin's attachments.
+    owner: &'static str,
     container_id: &'a str,
     ifname: &'a str,
     pod: String,
@@ -189,7 +224,9 @@ fn list(o: &Options) -> anyhow::Result<()> {
     let kernel = LiveKernel::new();
     let rows: Vec<Row> = states
         .iter()
-        .map(|s| Row {
+        .map(|t| (&t.state, t.vendor))
+        .map(|(s, vendor)| Row {
+            owner: if vendor { "vendor" } else { "amd-host-device" },
             container_id: &s.container_id,
             ifname: &s.ifname,
             pod: match (&s.pod.namespace, &s.pod.name) {
@@ -215,7 +252,10 @@ fn list(o: &Options) -> anyhow::Result<()> {
         .iter()
         .map(|r| {
             [
-                r.container_id.chars().take(12).collect(),
+                match r.owner {
+                    "vendor" => "(vendor)".to_owned(),
+                    _ => r.container_id.chars().take(12).collect(),
+                },
                 r.ifname.to_owned(),
                 r.pod.clone(),
                 r.network.to_owned(),
@@ -280,9 +320,9 @@ fn restore(o: &Options) -> anyhow::Result<()> {
         bail!("restore needs exactly one PCI address, interface name or container id\n{USAGE}");
     };
     let store = open_store(&o.policy()?.state_dir)?;
-    let chosen: Vec<AttachmentState> = tracked(&store)?
+    let chosen: Vec<Tracked> = tracked(&store)?
         .into_iter()
-        .filter(|s| matches(s, target))
+        .filter(|t| matches(&t.state, target))
         .collect();
     if chosen.is_empty() {
         println!("nothing to restore: no tracked attachment matches {target}");
@@ -291,8 +331,16 @@ fn restore(o: &Options) -> anyhow::Result<()> {
     log::configure(LogLevel::Info, None, "restore".into());
     let kernel = LiveKernel::new();
     let mut failures = Vec::new();
-    for state in chosen {
-        match restore_one(&kernel, &store, &state, o) {
+    for Tracked { state, vendor } in chosen {
+        let restored = match vendor {
+            true => restore_vendors(&kernel, &store, &state, o),
+            false => restore_one(&kernel, &store, &state, o),
+        };
+        match restored {
+            Ok(()) if vendor => println!(
+                "restored {} (the vendor plugin's attachment)",
+                state.host.name
+            ),
             Ok(()) => println!(
                 "restored {} ({}/{})",
                 state.host.name, state.container_id, state.ifname
@@ -312,6 +360,34 @@ fn restore(o: &Options) -> anyhow::Result<()> {
         failures,
     })
     .into())
+}
+
+/// Gives back a NIC of the vendor plugin's that is on the host, and drops its entry. Its
+/// record names no pod, so one still in a pod is its runtime's DEL to give back.
+fn restore_vendors(
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    state: &AttachmentState,
+    o: &Options,
+) -> Result<(), Error> {
+    let pci = state
+        .pci_address
+        .clone()
+        .expect("vendor entries are keyed by PCI address");
+    if locate(kernel, state) == Location::NotOnHost {
+        return Err(Error::device_not_found(format!(
+            "{} ({pci}) is not on the host, and the vendor plugin's record does not say which \
+             pod has it; its runtime's DEL gives it back",
+            state.host.name
+        )));
+    }
+    let _device_lock = store.lock_device(&state.device_key())?;
+    let ctx = Context {
+        env: Environment::default(),
+        conf: restore_config(state, &o.policy()?)?,
+    };
+    give_back(kernel, &ctx, None, store, state)?;
+    store.remove_vendor_entry(&pci)
 }
 
 /// The network config DEL would have had, rebuilt from defaults and what the state recorded.

@@ -249,6 +249,40 @@ fn host_name(identity: &Identity, found: &HostInterface, pod_ifname: &str) -> St
         .unwrap_or_else(|| pod_ifname.to_owned())
 }
 
+/// The vendor plugin's attachment of `pci` as a state of ours would describe it: no
+/// container, pod or MAC is recorded, so it is found by its PCI address and host name.
+pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentState {
+    AttachmentState {
+        schema: SCHEMA_VERSION,
+        container_id: String::new(),
+        ifname: String::new(),
+        network: String::new(),
+        cni_version: String::new(),
+        netns: String::new(),
+        selector: Selector {
+            pci: Some(pci.clone()),
+            ..Selector::default()
+        },
+        pci_address: Some(pci.clone()),
+        host: HostInterface {
+            name: entry.host_interface_name.clone(),
+            ifindex: 0,
+            mac: None,
+            mtu: 0,
+            up: entry.was_up(),
+            alias: None,
+            addresses: vendor_addresses(entry),
+            routes: Vec::new(),
+            master: None,
+        },
+        pod_ifname: entry.host_interface_name.clone(),
+        staging_name: None,
+        rdma_devices: Vec::new(),
+        pod: PodRef::default(),
+        created: String::new(),
+    }
+}
+
 /// The vendor's `hostInterfaceIPs` (`198.51.100.7/24`); anything else is skipped.
 pub fn vendor_addresses(entry: &VendorEntry) -> Vec<Address> {
     entry
