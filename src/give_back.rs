@@ -43,7 +43,8 @@ pub fn give_back(
         );
         return store.remove(state);
     };
-    let problems = state.host.restore(kernel.host()?, &link)?;
+    let mut problems = state.host.restore(kernel.host()?, &link)?;
+    problems.extend(drop_cni_ifname(kernel.host()?, &link, state));
     for p in &problems {
         log_error!("could not restore {p} on {}", state.host.name);
     }
@@ -63,6 +64,7 @@ fn bring_to_host(
     for ns in &pod_namespaces {
         // RDMA devices first: they are only addressable from the pod they were moved into.
         detach_rdma(kernel, &state.rdma_devices, ns);
+        drop_cni_ifname_where_it_would_clash(kernel, ns, state);
         if let Some(d) = delegate {
             if let Err(e) = delegate_del(ctx, d, ns, state) {
                 // Not fatal: the device may never have reached the pod, or be elsewhere already.
@@ -87,6 +89,49 @@ fn bring_to_host(
         return wait_for_device_on_host(kernel, state);
     }
     Ok(None)
+}
+
+/// Takes `CNI_IFNAME` off the NIC, back on the host: it was the NIC's alternative name in the
+/// pod only. What could not be done, for the log.
+fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Vec<String> {
+    if state.ifname == state.host.name || !link.altnames.contains(&state.ifname) {
+        return Vec::new();
+    }
+    match host.del_altname(link.index, &state.ifname) {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![format!(
+            "removal of the alternative name {}: {e}",
+            state.ifname
+        )],
+    }
+}
+
+/// A NIC carrying an alternative name the host already uses may not be let into the host:
+/// then the name goes while the NIC is still in the pod. (Otherwise it goes once the NIC is
+/// back, which costs no visit to the pod.)
+fn drop_cni_ifname_where_it_would_clash(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
+    if state.ifname == state.host.name {
+        return;
+    }
+    let clash = kernel
+        .host()
+        .and_then(|host| host.link_by_name(&state.ifname))
+        .ok()
+        .flatten()
+        .is_some_and(|l| state.host.mac.is_none() || l.mac != state.host.mac);
+    if !clash {
+        return;
+    }
+    let dropped = kernel.in_netns(ns, |pod| match find_device(pod, state, None)? {
+        Some(l) if l.altnames.contains(&state.ifname) => pod.del_altname(l.index, &state.ifname),
+        _ => Ok(()),
+    });
+    if let Err(e) = dropped {
+        log_info!(
+            "could not take {} off the NIC in the pod: {e}",
+            state.ifname
+        );
+    }
 }
 
 /// Brings the RDMA devices of an exclusive-mode attachment back from `pod_ns`. Best effort:

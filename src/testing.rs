@@ -67,6 +67,28 @@ impl Sandbox {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod delegate");
     }
 
+    /// Installs a `host-device` that moves the NIC as the real one would, through a
+    /// [`crate::kernel::fake::FakeKernel`] following [`Sandbox::moves_file`]: ADD moves it
+    /// into the pod as `CNI_IFNAME` and prints a result naming it, DEL moves it back.
+    pub fn delegate_that_moves(&self) {
+        let record = format!(
+            "device=$(printf '%s' \"$conf\" | sed -n 's/.*\"device\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+             echo \"$CNI_COMMAND $CNI_NETNS $CNI_IFNAME $device\" >>{moves}",
+            moves = self.moves_file().display()
+        );
+        self.delegate(
+            &format!(
+                "{record}; printf '{{\"cniVersion\":\"1.0.0\",\"interfaces\":[{{\"name\":\"%s\",\"sandbox\":\"%s\"}}],\"ips\":[{{\"address\":\"192.0.2.10/24\",\"interface\":0}}]}}' \"$CNI_IFNAME\" \"$CNI_NETNS\""
+            ),
+            &record,
+        );
+    }
+
+    /// Where [`Sandbox::delegate_that_moves`]'s host-device writes its moves.
+    pub fn moves_file(&self) -> PathBuf {
+        self.dir.path().join("moves")
+    }
+
     /// Every delegate call so far: (command, the config it was fed).
     pub fn calls(&self) -> Vec<(String, Value)> {
         fs::read_to_string(self.calls_file())

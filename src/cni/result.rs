@@ -59,6 +59,15 @@ impl CniResult {
             .map_err(|e| ProtocolError::Decode(format!("invalid prevResult: {e}")))
     }
 
+    /// Renames interface `from` to `to` in the result (the name a runtime matches on).
+    pub fn rename_interface(&mut self, from: &str, to: &str) {
+        for interface in &mut self.interfaces {
+            if interface.get("name").and_then(Value::as_str) == Some(from) {
+                interface.insert("name".into(), Value::String(to.to_owned()));
+            }
+        }
+    }
+
     /// Appends a route `{dst, gw}` unless an identical one is already listed.
     pub fn add_route(&mut self, dst: String, gw: Option<String>) {
         let mut route = Map::new();

@@ -54,7 +54,9 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, kernel, &store)?;
     let captured = HostInterface::capture(host, &link)?;
     admission::ensure_not_the_hosts_own(ctx, kernel, &captured)?;
-    let naming = choose_names(ctx, kernel, &captured, pod_ns)?;
+    // One socket in the pod serves every question and change ADD makes there.
+    let pod = kernel.links_in(pod_ns)?;
+    let naming = choose_names(ctx, &*pod, &captured)?;
     // Read before the move: /sys/class/net only shows this netns.
     let rdma_devices = rdma::devices_of(kernel.sysfs().root(), pci.as_ref(), &captured.name);
     let state = attachment_state(ctx, pci, captured, naming, rdma_devices);
@@ -71,7 +73,7 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
         store.path_of(&state.container_id, &state.ifname).display()
     );
 
-    match attach(ctx, kernel, &delegate, started, &link, &state) {
+    match attach(ctx, kernel, &*pod, &delegate, started, &link, &state) {
         Ok(result) => {
             fault::point("before-result");
             log_info!(
@@ -196,14 +198,8 @@ struct Naming {
 /// The pod keeps the host name unless asked for CNI_IFNAME or the name is taken there.
 /// host-device moves the link under its current name, so a name clash in the pod also
 /// means renaming it on the host first (to a temporary name we remember in the state).
-fn choose_names(
-    ctx: &Context,
-    kernel: &dyn Kernel,
-    host: &HostInterface,
-    pod_ns: &Path,
-) -> Result<Naming> {
-    let taken_in_pod =
-        kernel.in_netns(pod_ns, |pod| Ok(pod.link_by_name(&host.name)?.is_some()))?;
+fn choose_names(ctx: &Context, pod: &dyn Links, host: &HostInterface) -> Result<Naming> {
+    let taken_in_pod = pod.link_by_name(&host.name)?.is_some();
     let pod_ifname = match (ctx.conf.pod_interface_name, taken_in_pod) {
         (PodInterfaceName::Host, false) => host.name.clone(),
         (PodInterfaceName::Host, true) => {
@@ -222,10 +218,12 @@ fn choose_names(
     })
 }
 
-/// The part of ADD that changes things: rename for staging, delegate, routes, result.
+/// The part of ADD that changes things: rename for staging, delegate, `CNI_IFNAME` as an
+/// alternative name, routes, result.
 fn attach(
     ctx: &Context,
     kernel: &dyn Kernel,
+    pod: &dyn Links,
     delegate: &Delegate,
     started: Started<'_>,
     link: &Link,
@@ -266,18 +264,42 @@ fn attach(
         ),
         details: String::new(),
     })?;
-    let pod_ns = Path::new(&ctx.env.netns);
-    attach_rdma(kernel, &state.rdma_devices, pod_ns)?;
+    if answer_to_cni_ifname(pod, &state.pod_ifname, &ctx.env.ifname) {
+        result.rename_interface(&state.pod_ifname, &ctx.env.ifname);
+    }
+    attach_rdma(kernel, &state.rdma_devices, Path::new(&ctx.env.netns))?;
     // Captured gateways are only reachable where the captured addresses went.
     if pod_addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
-        kernel.in_netns(pod_ns, |pod| {
-            add_routes_in_pod(pod, &state.pod_ifname, host)
-        })?;
+        add_routes_in_pod(pod, &state.pod_ifname, host)?;
         for r in &host.routes {
             result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
         }
     }
     Ok(result)
+}
+
+/// Makes the NIC, which keeps its host name in the pod, answer to `CNI_IFNAME` too (an
+/// alternative name), so that runtimes and chained plugins that look for `CNI_IFNAME`
+/// (containerd takes the pod IP from it, `tuning` acts on it) find it. Whether it does: a
+/// kernel without altnames, or a `CNI_IFNAME` already taken in the pod, leaves the NIC
+/// with its one name, as before.
+fn answer_to_cni_ifname(pod: &dyn Links, pod_ifname: &str, cni_ifname: &str) -> bool {
+    if pod_ifname == cni_ifname {
+        return false;
+    }
+    match pod.add_altname(pod_ifname, cni_ifname) {
+        Ok(()) => {
+            log_debug!("{pod_ifname} also answers to {cni_ifname} in the pod");
+            true
+        }
+        Err(e) => {
+            log_info!(
+                "{pod_ifname} does not answer to {cni_ifname} in the pod ({e}); the result \
+                 names it {pod_ifname}"
+            );
+            false
+        }
+    }
 }
 
 /// In exclusive RDMA netns mode the RDMA devices of the NIC follow it into the pod.

@@ -107,7 +107,7 @@ fn a_good_add_hands_host_device_the_captured_addresses_and_keeps_the_state() {
     assert_eq!(saved.host.addresses, [address("192.0.2.10/24")]);
     assert_eq!(saved.pod_ifname, "enp1s0");
     assert!(
-        kernel.journal().is_empty(),
+        !kernel.journal().iter().any(|l| l.starts_with("host:")),
         "ADD itself changed nothing on the host"
     );
 }
@@ -333,4 +333,53 @@ fn a_claim_whose_pod_still_lives_is_refused() {
         "{err}"
     );
     assert!(kernel.journal().is_empty());
+}
+
+/// A world whose host-device really moves the NIC (through the fake kernel).
+fn moving_world(sb: &Sandbox, routes: &[crate::netlink::Route]) -> (FakeKernel, i32) {
+    sb.delegate_that_moves();
+    let (kernel, index) = world(sb, routes);
+    kernel.follow_host_device(&sb.moves_file());
+    (kernel, index)
+}
+
+#[test]
+fn the_nic_keeps_its_host_name_in_the_pod_and_answers_to_cni_ifname_too() {
+    let sb = Sandbox::new();
+    let (kernel, index) = moving_world(&sb, &[route("10.9.0.0/16", "192.0.2.1")]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    let result = add(&ctx, &kernel).unwrap();
+
+    assert_eq!(
+        result["interfaces"][0]["name"], "net1",
+        "what a runtime looks for"
+    );
+    let nic = kernel
+        .link(POD, "enp1s0")
+        .expect("the kernel name is the host name");
+    assert_eq!(nic.link.altnames, ["net1"]);
+    assert_eq!(nic.routes, [route("10.9.0.0/16", "192.0.2.1")]);
+
+    // Back on the host, it no longer answers to net1.
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    let delegate = Delegate::find_for_give_back("host-device", &ctx.env.path);
+    give_back(&kernel, &ctx, delegate.as_ref(), &store(&sb), &saved).unwrap();
+    let nic = kernel.link(HOST, "enp1s0").expect("back on the host");
+    assert_eq!(nic.link.index, index);
+    assert!(nic.link.altnames.is_empty(), "the host never keeps net1");
+    assert!(nic.link.up && nic.addresses == [address("192.0.2.10/24")]);
+    assert_eq!(nic.routes, [route("10.9.0.0/16", "192.0.2.1")]);
+}
+
+#[test]
+fn a_cni_ifname_taken_in_the_pod_leaves_the_nic_its_one_name() {
+    let sb = Sandbox::new();
+    let (kernel, _) = moving_world(&sb, &[]);
+    kernel.add_link(POD, "net1", "02:00:00:00:00:77", &[], &[]);
+
+    let result = add(&sb.context(POD, json!({"device": "enp1s0"})), &kernel).unwrap();
+
+    assert_eq!(result["interfaces"][0]["name"], "enp1s0");
+    assert!(kernel.link(POD, "enp1s0").unwrap().link.altnames.is_empty());
 }

@@ -36,10 +36,11 @@ pub fn check(ctx: &Context, kernel: &dyn Kernel) -> Result<()> {
                 ctx.env.container_id, ctx.env.ifname
             ))
         })?;
-    let listed = prev
-        .interfaces
-        .iter()
-        .any(|i| i.get("name").and_then(|n| n.as_str()) == Some(state.pod_ifname.as_str()));
+    // ADD's result names the NIC by CNI_IFNAME when the NIC answers to it, else by its name.
+    let listed = prev.interfaces.iter().any(|i| {
+        let name = i.get("name").and_then(|n| n.as_str());
+        name == Some(state.pod_ifname.as_str()) || name == Some(ctx.env.ifname.as_str())
+    });
     if !listed {
         return Err(Error::CheckFailed(format!(
             "prevResult does not list interface {}",

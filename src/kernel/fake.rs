@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::{Kernel, Result};
@@ -36,6 +36,8 @@ pub struct FakeKernel {
 struct World {
     namespaces: RefCell<BTreeMap<String, Vec<FakeLink>>>,
     journal: RefCell<Vec<String>>,
+    /// A file a scripted host-device writes its moves to, and how many are applied.
+    host_device: RefCell<Option<(PathBuf, usize)>>,
 }
 
 /// The links of one namespace.
@@ -106,6 +108,15 @@ impl FakeKernel {
         index
     }
 
+    /// Plays host-device's part: each `ADD|DEL <netns> <ifname> <device>` line a scripted
+    /// host-device appends to `moves` is applied before the next request, as the real one
+    /// would have moved the link (ADD: into `<netns>` as `<ifname>`, alias `<device>`, up,
+    /// its addresses kept as static IPAM gives them back; DEL: back to the host under its
+    /// alias, down, flushed).
+    pub fn follow_host_device(&self, moves: &Path) {
+        *self.world.host_device.borrow_mut() = Some((moves.to_path_buf(), 0));
+    }
+
     /// Moves link `index` from namespace `from` to `to` as the kernel would (down, without
     /// addresses and routes), outside the journal: what a delegate or the kernel did.
     pub fn move_link(&self, index: i32, from: &str, to: &str) {
@@ -138,10 +149,11 @@ impl FakeKernel {
 
 impl Kernel for FakeKernel {
     fn host(&self) -> Result<&dyn Links> {
+        self.world.settle();
         Ok(&self.host)
     }
 
-    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()> {
+    fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>> {
         let ns = netns.to_string_lossy().into_owned();
         if !self.world.namespaces.borrow().contains_key(&ns) {
             return Err(Error::invalid_env(
@@ -149,10 +161,10 @@ impl Kernel for FakeKernel {
                 format!("{ns} is not a network namespace"),
             ));
         }
-        f(&Bound {
+        Ok(Box::new(Bound {
             world: self.world.clone(),
             ns,
-        })
+        }))
     }
 
     fn netns_exists(&self, netns: &Path) -> bool {
@@ -188,6 +200,60 @@ impl RdmaSystem for NoRdma {
 }
 
 impl World {
+    /// Applies the moves a scripted host-device made since the last request.
+    fn settle(&self) {
+        let Some((path, done)) = self.host_device.borrow().clone() else {
+            return;
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().skip(done).collect();
+        for line in &lines {
+            let [command, netns, ifname, device] = line.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("a host-device move is <command> <netns> <ifname> <device>: {line}");
+            };
+            self.record("host-device", line.to_string());
+            match command {
+                "ADD" => self.host_device_add(netns, ifname, device),
+                "DEL" => self.host_device_del(netns, ifname),
+                other => panic!("host-device does not {other}"),
+            }
+        }
+        *self.host_device.borrow_mut() = Some((path, done + lines.len()));
+    }
+
+    fn host_device_add(&self, netns: &str, ifname: &str, device: &str) {
+        let Some(link) = self.find(HOST, |l| l.name == device) else {
+            return;
+        };
+        let mut namespaces = self.namespaces.borrow_mut();
+        let links = namespaces.get_mut(HOST).expect("the host namespace");
+        let at = links
+            .iter()
+            .position(|l| l.link.index == link.index)
+            .expect("found");
+        let mut moved = links.remove(at);
+        moved.link.name = ifname.to_owned();
+        moved.link.alias = Some(device.to_owned());
+        moved.link.up = true;
+        moved.routes.clear();
+        namespaces
+            .get_mut(netns)
+            .expect("the pod namespace")
+            .push(moved);
+    }
+
+    fn host_device_del(&self, netns: &str, ifname: &str) {
+        let Some(link) = self.find(netns, |l| {
+            l.name == ifname || l.altnames.iter().any(|a| a == ifname)
+        }) else {
+            return;
+        };
+        self.move_link(netns, HOST, link.index);
+        let alias = link.alias.clone().unwrap_or(link.name.clone());
+        self.with_link(HOST, link.index, |l| l.link.name = alias)
+            .expect("moved");
+    }
+
     fn links_in(&self, ns: &str) -> Vec<FakeLink> {
         self.namespaces
             .borrow()
@@ -300,12 +366,16 @@ fn errno(errno: i32, what: &str) -> Error {
 
 impl Links for Bound {
     fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
-        Ok(self.world.find(&self.ns, |l| l.name == name))
+        self.world.settle();
+        Ok(self.world.find(&self.ns, |l| {
+            l.name == name || l.altnames.iter().any(|a| a == name)
+        }))
     }
     fn link_by_index(&self, index: i32) -> Result<Option<Link>> {
         Ok(self.world.find(&self.ns, |l| l.index == index))
     }
     fn links(&self) -> Result<Vec<Link>> {
+        self.world.settle();
         Ok(self
             .world
             .links_in(&self.ns)
@@ -314,6 +384,7 @@ impl Links for Bound {
             .collect())
     }
     fn set_link(&self, index: i32, change: &LinkChange) -> Result<()> {
+        self.world.settle();
         self.world.set_link(&self.ns, index, change)
     }
     fn addresses(&self, index: i32) -> Result<Vec<Address>> {
@@ -331,6 +402,27 @@ impl Links for Bound {
     }
     fn routes(&self, index: i32) -> Result<Vec<Route>> {
         self.world.with_link(&self.ns, index, |l| l.routes.clone())
+    }
+    fn add_altname(&self, link_name: &str, altname: &str) -> Result<()> {
+        self.world
+            .record(&self.ns, format!("altname {link_name} +{altname}"));
+        if self.link_by_name(altname)?.is_some() {
+            return Err(errno(nix::libc::EEXIST, "add altname"));
+        }
+        let index = self
+            .link_by_name(link_name)?
+            .ok_or_else(|| errno(nix::libc::ENODEV, link_name))?
+            .index;
+        self.world.with_link(&self.ns, index, |l| {
+            l.link.altnames.push(altname.to_owned())
+        })
+    }
+    fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
+        self.world
+            .record(&self.ns, format!("altname #{index} -{altname}"));
+        self.world.with_link(&self.ns, index, |l| {
+            l.link.altnames.retain(|a| a != altname)
+        })
     }
     fn add_route(&self, index: i32, r: &Route) -> Result<()> {
         self.world

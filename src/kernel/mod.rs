@@ -24,9 +24,10 @@ type Result<T> = std::result::Result<T, Error>;
 pub trait Kernel {
     /// The host's links: the network namespace the plugin was started in.
     fn host(&self) -> Result<&dyn Links>;
-    /// Runs `f` on the links of network namespace `netns` (a pod's), with the calling
-    /// thread inside it, and comes back. Use [`dyn Kernel::in_netns`], which returns a value.
-    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()>;
+    /// The links of network namespace `netns` (a pod's): a netlink socket opened inside it,
+    /// which keeps talking to it after the thread has come back to the host. One handle
+    /// serves every request an operation makes of the pod.
+    fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>>;
     /// Whether `netns` still names a live network namespace.
     fn netns_exists(&self, netns: &Path) -> bool;
     /// A descriptor of the host's namespace, for [`crate::netlink::LinkChange::netns_fd`].
@@ -54,14 +55,7 @@ impl LiveKernel {
 impl dyn Kernel + '_ {
     /// `f`'s answer about the links of network namespace `netns`.
     pub fn in_netns<T>(&self, netns: &Path, f: impl FnOnce(&dyn Links) -> Result<T>) -> Result<T> {
-        let mut f = Some(f);
-        let mut answer = None;
-        self.visit_netns(netns, &mut |links| {
-            let f = f.take().expect("a namespace is visited once");
-            answer = Some(f(links)?);
-            Ok(())
-        })?;
-        Ok(answer.expect("visit_netns ran the visitor"))
+        f(&*self.links_in(netns)?)
     }
 }
 
@@ -74,11 +68,13 @@ impl Kernel for LiveKernel {
         Ok(self.host.get_or_init(|| nl))
     }
 
-    fn visit_netns(&self, netns: &Path, f: &mut dyn FnMut(&dyn Links) -> Result<()>) -> Result<()> {
-        let _inside = NetnsGuard::enter(netns)?;
-        // Opened inside: a netlink socket talks to the namespace it was created in.
+    fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>> {
+        let inside = NetnsGuard::enter(netns)?;
+        // Opened inside: a netlink socket talks to the namespace it was created in, wherever
+        // the thread goes next.
         let links = Netlink::connect()?;
-        f(&links)
+        drop(inside);
+        Ok(Box::new(links))
     }
 
     fn netns_exists(&self, netns: &Path) -> bool {

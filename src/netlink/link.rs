@@ -1,5 +1,6 @@
 //! Links: look up by name or index, list (MAC fallback only), change name/MTU/state/alias, move.
 
+use neli::attr::Attribute;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
 use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder};
@@ -21,10 +22,22 @@ pub struct Link {
     pub master: Option<i32>,
     /// The device it sits on, e.g. its PCI address (`IFLA_PARENT_DEV_NAME`, kernel 5.14+).
     pub parent_device: Option<String>,
+    /// Its alternative names (kernel 5.5+), which name lookups resolve like its name.
+    pub altnames: Vec<String>,
 }
 
 /// `IFLA_PARENT_DEV_NAME` (linux/if_link.h), which neli 0.7 does not name.
 const IFLA_PARENT_DEV_NAME: u16 = 56;
+/// `IFLA_PROP_LIST` and `IFLA_ALT_IFNAME`, and the nested-attribute flag the kernel's strict
+/// validation wants on the list.
+const IFLA_PROP_LIST: u16 = 52;
+const IFLA_ALT_IFNAME: u16 = 53;
+const NLA_F_NESTED: u16 = 0x8000;
+/// Attribute types without their flag bits.
+const NLA_TYPE_MASK: u16 = 0x3fff;
+/// `RTM_NEWLINKPROP` / `RTM_DELLINKPROP` (linux/rtnetlink.h).
+const RTM_NEWLINKPROP: u16 = 108;
+const RTM_DELLINKPROP: u16 = 109;
 
 /// A set of changes applied in one RTM_SETLINK. `None` leaves a property alone.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +95,41 @@ impl Netlink {
             .iter()
             .filter_map(parse_link)
             .collect())
+    }
+
+    /// Gives the link called `link_name` the alternative name `altname` (by name, so no
+    /// lookup is needed first). Fails with EEXIST when `altname` is taken in the namespace.
+    pub fn add_altname(&self, link_name: &str, altname: &str) -> Result<()> {
+        let what = format!("add alternative name {altname} to {link_name}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(super::attr(Ifla::Ifname, link_name)?);
+        attrs.push(prop_list(altname)?);
+        self.link_prop(RTM_NEWLINKPROP, 0, attrs, &what)
+    }
+
+    /// Takes the alternative name `altname` off link `index`.
+    pub fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
+        let what = format!("remove alternative name {altname} from link #{index}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(prop_list(altname)?);
+        self.link_prop(RTM_DELLINKPROP, index, attrs, &what)
+    }
+
+    fn link_prop(
+        &self,
+        ty: u16,
+        index: i32,
+        attrs: RtBuffer<Ifla, neli::types::Buffer>,
+        what: &str,
+    ) -> Result<()> {
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| super::build_error(what, e))?;
+        self.exchange(Rtm::UnrecognizedConst(ty), NlmF::empty(), msg, what)?;
+        Ok(())
     }
 
     /// Applies `change` to link `index` in one request.
@@ -150,7 +198,38 @@ fn parse_link(msg: &Ifinfomsg) -> Option<Link> {
             .get_attr_payload_as_with_len::<String>(Ifla::UnrecognizedConst(IFLA_PARENT_DEV_NAME))
             .ok()
             .filter(|p| !p.is_empty()),
+        altnames: altnames(msg),
     })
+}
+
+/// `IFLA_PROP_LIST { IFLA_ALT_IFNAME altname }`.
+fn prop_list(altname: &str) -> Result<neli::rtnl::Rtattr<Ifla, neli::types::Buffer>> {
+    let name = super::attr(Ifla::UnrecognizedConst(IFLA_ALT_IFNAME), altname)?;
+    let mut nested = std::io::Cursor::new(Vec::new());
+    neli::ToBytes::to_bytes(&name, &mut nested)
+        .map_err(|e| super::build_error("build IFLA_PROP_LIST", e))?;
+    super::attr(
+        Ifla::UnrecognizedConst(IFLA_PROP_LIST | NLA_F_NESTED),
+        neli::types::Buffer::from(nested.into_inner()),
+    )
+}
+
+/// The alternative names in the link's `IFLA_PROP_LIST` (sent with or without its nested
+/// flag).
+fn altnames(msg: &Ifinfomsg) -> Vec<String> {
+    let type_of = |t: Ifla| u16::from(t) & NLA_TYPE_MASK;
+    msg.rtattrs()
+        .iter()
+        .filter(|a| type_of(*a.rta_type()) == IFLA_PROP_LIST)
+        .filter_map(|list| list.get_attr_handle::<Ifla>().ok())
+        .flat_map(|names| {
+            names
+                .iter()
+                .filter(|a| type_of(*a.rta_type()) == IFLA_ALT_IFNAME)
+                .filter_map(|a| a.get_payload_as_with_len::<String>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,5 +263,72 @@ mod tests {
         assert!(link.up);
         assert_eq!(link.master, Some(7));
         assert_eq!(link.parent_device.as_deref(), Some("0000:5e:00.1"));
+    }
+
+    /// Against the running kernel, in a network namespace of the test's own with a veth
+    /// pair (root only; skipped otherwise).
+    #[test]
+    fn alternative_names_are_added_found_and_removed_on_this_kernel() {
+        use crate::kernel::{Kernel, LiveKernel};
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root for a network namespace");
+            return;
+        }
+        let ns = format!("ahd-unit-alt-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["netns", "add", &ns]) {
+            eprintln!("skipped: ip netns add failed");
+            return;
+        }
+        let cleanup = scopeguard(|| {
+            ip(&["netns", "del", &ns]);
+        });
+        assert!(ip(&[
+            "-n", &ns, "link", "add", "a0", "type", "veth", "peer", "name", "b0"
+        ]));
+        let kernel = LiveKernel::new();
+        let pod = kernel
+            .links_in(std::path::Path::new(&format!("/run/netns/{ns}")))
+            .unwrap();
+        pod.add_altname("a0", "net9").unwrap();
+        let a0 = pod
+            .link_by_name("net9")
+            .unwrap()
+            .expect("found by its alternative name");
+        assert_eq!(
+            (a0.name.as_str(), a0.altnames.as_slice()),
+            ("a0", &["net9".to_owned()][..])
+        );
+        let taken = pod.add_altname("b0", "net9").unwrap_err();
+        assert!(
+            matches!(
+                taken,
+                crate::error::Error::Netlink {
+                    errno: Some(17),
+                    ..
+                }
+            ),
+            "{taken}"
+        );
+        pod.del_altname(a0.index, "net9").unwrap();
+        assert_eq!(pod.link_by_name("net9").unwrap(), None);
+        assert!(pod.link_by_name("a0").unwrap().unwrap().altnames.is_empty());
+        drop(cleanup);
+    }
+
+    /// Runs `f` when dropped, so a failed assertion still cleans up.
+    fn scopeguard(f: impl FnMut()) -> impl Drop {
+        struct Guard<F: FnMut()>(F);
+        impl<F: FnMut()> Drop for Guard<F> {
+            fn drop(&mut self) {
+                (self.0)()
+            }
+        }
+        Guard(f)
     }
 }

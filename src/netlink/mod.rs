@@ -61,6 +61,10 @@ pub trait Links {
     fn routes(&self, index: i32) -> Result<Vec<Route>>;
     /// Adds a route through link `index`; one that is already there counts as added.
     fn add_route(&self, index: i32, r: &Route) -> Result<()>;
+    /// Gives the link called `link_name` the alternative name `altname` (EEXIST if taken).
+    fn add_altname(&self, link_name: &str, altname: &str) -> Result<()>;
+    /// Takes the alternative name `altname` off link `index`.
+    fn del_altname(&self, index: i32, altname: &str) -> Result<()>;
 
     /// The link with hardware address `mac` (a dump: the kernel has no filter for it).
     fn link_by_mac(&self, mac: &MacAddress) -> Result<Option<Link>> {
@@ -106,6 +110,12 @@ impl Links for Netlink {
     }
     fn add_route(&self, index: i32, r: &Route) -> Result<()> {
         Netlink::add_route(self, index, r)
+    }
+    fn add_altname(&self, link_name: &str, altname: &str) -> Result<()> {
+        Netlink::add_altname(self, link_name, altname)
+    }
+    fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
+        Netlink::del_altname(self, index, altname)
     }
 }
 
