@@ -130,13 +130,21 @@ else
     BASE='{"cniVersion":"0.3.1","name":"amd-host-device-nad","type":"amd-host-device"}'
     CONFIG_SRC="inline"
 fi
-CONFIG=$(jq -c --arg pci "$PCI" --arg state "$WORK/state" \
-    '. + {deviceID: $pci, pciBusID: $pci, stateDir: $state}' <<<"$BASE")
+CONFIG=$(jq -c --arg pci "$PCI" '. + {deviceID: $pci, pciBusID: $pci}' <<<"$BASE")
+
+# The node policy (what a node's admin decides, not the NAD): the state dir in
+# this demo's temp dir, and no kubelet checkpoint even on a Kubernetes node, so
+# the fake PCI function needs no device-plugin allocation. Root's, not group- or
+# world-writable, as the plugin requires; passed in AMD_HOST_DEVICE_NODE_POLICY.
+POLICY=$WORK/node.json
+jq -n --arg state "$WORK/state" --arg kubelet "$WORK/no-kubelet-checkpoint" \
+    '{comment: "amd-host-device demo", stateDir: $state, kubeletCheckpoint: $kubelet}' >"$POLICY"
+chmod 0644 "$POLICY"
 CNI_ARGS_MULTUS="IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=demo-pod;K8S_POD_INFRA_CONTAINER_ID=$CONTAINER_ID;K8S_POD_UID=0c1d2e3f-demo"
 
 # call <ADD|DEL>: the plugin as Multus runs it, in the host namespace
 call() {
-    printf '%s' "$CONFIG" | host env -i PATH="$PATH" \
+    printf '%s' "$CONFIG" | host env -i PATH="$PATH" AMD_HOST_DEVICE_NODE_POLICY="$POLICY" \
         CNI_COMMAND="$1" CNI_CONTAINERID="$CONTAINER_ID" CNI_NETNS="$POD_NETNS" \
         CNI_IFNAME="$CNI_IFNAME_POD" CNI_PATH="$CNI_BIN_DIR" CNI_ARGS="$CNI_ARGS_MULTUS" \
         timeout 60 "$PLUGIN"
@@ -154,6 +162,7 @@ BEFORE_MTU=$(host ip -j link show dev "$NIC" | jq -r '.[0].mtu')
 # ---------------------------------------------------------------- ADD
 section "ADD (config from $CONFIG_SRC, CNI_IFNAME=$CNI_IFNAME_POD, Multus CNI_ARGS)"
 echo "config: $CONFIG"
+echo "node policy ($POLICY): $(jq -c . "$POLICY")"
 RESULT=$(call ADD) || {
     echo "$RESULT"
     fail "ADD failed"

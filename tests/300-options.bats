@@ -171,8 +171,10 @@ load helpers
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\"}")"
     assert_plugin_ok_silent
     grep -qE " info DEL .* device=$NIC restored $NIC " "$LOG_FILE" || die "no restore line: $(cat "$LOG_FILE")"
-    # info never logs a whole config; debug may
-    conf=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"logLevel\":\"info\",\"logFile\":\"$WORKDIR/info.log\"}")
+    [[ $(stat -c %a "$LOG_FILE") == 600 ]] || die "log file mode $(stat -c %a "$LOG_FILE"), expected 600"
+    # info never logs a whole config; debug may. The node's log file, the config's level.
+    write_policy "{\"logFile\":\"$WORKDIR/info.log\"}"
+    conf=$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"logLevel\":\"info\"}")
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"
     assert_plugin_ok
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$conf"

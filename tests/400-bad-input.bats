@@ -159,7 +159,8 @@ with() {
         die "error does not name the driver vfio-pci: $output"
 }
 
-@test "delegate plugin not found → 50" {
+@test "delegate plugin the node allows but CNI_PATH lacks → 50" {
+    write_policy "{\"delegates\":[\"host-device\",\"no-such-plugin-$TID\"]}"
     expect_rejected 50 "not found in CNI_PATH" ADD "$CID" net1 "$(with ".delegate = \"no-such-plugin-$TID\"")"
 }
 

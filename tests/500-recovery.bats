@@ -205,7 +205,7 @@ EOF
     assert_nic_restored
 }
 
-@test "the interface carrying the host's default route is refused (104) unless allowDefaultRouteDevice" {
+@test "the interface carrying the host's default route is refused (104) unless the node policy has allowDefaultRouteDevice" {
     rich_nic
     add_route default 10.77.0.1 "$NIC"
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"
@@ -214,7 +214,8 @@ EOF
     assert_nic_restored
     assert_route host default 10.77.0.1 "$NIC"
 
-    conf=$(jq -c '. + {allowDefaultRouteDevice: true}' <<<"$CONF")
+    write_policy '{"allowDefaultRouteDevice": true}'
+    conf=$CONF
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"
     assert_plugin_ok
     assert_route pod default 10.77.0.1 "$NIC"
@@ -238,8 +239,8 @@ EOF
 @test "an unwritable state dir: code 5 and nothing moved" {
     rich_nic
     touch "$WORKDIR/file"
-    conf=$(jq -c --arg d "$WORKDIR/file/state" '. + {stateDir: $d}' <<<"$CONF")
-    run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"
+    write_policy "{\"stateDir\":\"$WORKDIR/file/state\"}"
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"
     assert_cni_error 5
     assert_nic_restored
 }

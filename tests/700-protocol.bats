@@ -120,12 +120,15 @@ add_with_version() {
     run_plugin STATUS "<unset>" "<unset>" "<unset>" "$conf"
     assert_plugin_ok_silent
 
+    # a delegate the node allows but CNI_PATH lacks
+    write_policy '{"delegates":["host-device","no-such-plugin"]}'
     conf=$(config_for "st-$TID" '{"cniVersion":"1.1.0","delegate":"no-such-plugin"}')
     run_plugin STATUS "<unset>" "<unset>" "<unset>" "$conf"
     assert_cni_error 50
 
     touch "$WORKDIR/file"
-    conf=$(config_for "st-$TID" "{\"cniVersion\":\"1.1.0\",\"stateDir\":\"$WORKDIR/file/state\"}")
+    write_policy "{\"stateDir\":\"$WORKDIR/file/state\"}"
+    conf=$(config_for "st-$TID" '{"cniVersion":"1.1.0"}')
     run_plugin STATUS "<unset>" "<unset>" "<unset>" "$conf"
     assert_cni_error 50
     [[ $output == *"state dir is not usable"* ]] || die "$output"

@@ -100,6 +100,9 @@ cni_plugin_dirs = ["$WORKDIR/cni-bin"]
 network_config_dir = "$WORKDIR/cni-conf"
 
 [engine]
+# conmon starts the "podman container cleanup" that runs DEL when a container
+# stops: it gets only this environment, so the node policy must be in it too.
+conmon_env_vars = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "$(node_policy_env)"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -176,11 +179,15 @@ teardown() {
 }
 
 # pm ARGS...: podman in the host ns with our private config and storage only.
+# The node policy's variable is in podman's environment, where libcni passes
+# it on to the plugins (the cleanup podman conmon starts gets it from
+# containers.conf's conmon_env_vars).
 # fd 3 (bats) is closed so conmon cannot hold it open.
 pm() {
     run_in_host_ns env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME="$WORKDIR/home" \
+        "$(node_policy_env)" \
         CONTAINERS_CONF="$WORKDIR/containers.conf" \
         CONTAINERS_STORAGE_CONF="$WORKDIR/storage.conf" \
         timeout --kill-after=5 "$PODMAN_TIMEOUT" \
@@ -228,8 +235,8 @@ write_conflist() {
 # Our plugin's entry in a conflist, + extra keys.
 amd_plugin_json() {
     local extra=${1:-"{}"}
-    jq -cn --arg state "$STATE_DIR" --arg log "$LOG_FILE" --argjson extra "$extra" \
-        '{type: "amd-host-device", stateDir: $state, logFile: $log, logLevel: "debug"} + $extra'
+    jq -cn --argjson extra "$extra" \
+        '{type: "amd-host-device", logLevel: "debug"} + $extra'
 }
 
 # start_container <network>: podman run -d ... sleep; sets CTR_ID, CTR_PID,

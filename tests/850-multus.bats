@@ -46,12 +46,12 @@ setup() {
 }
 
 # delegate_conf <cniVersion> [pci]: examples/multus-delegate.json as Multus sends
-# it for one allocated device (no pci: the device plugin allocated nothing), with
-# this test's state dir and log file, keys sorted.
+# it for one allocated device (no pci: the device plugin allocated nothing), at
+# debug level, keys sorted (the state dir and the log are the node policy's).
 delegate_conf() {
     local version=$1 pci=${2:-}
-    jq -cS --arg v "$version" --arg pci "$pci" --arg state "$STATE_DIR" --arg log "$LOG_FILE" \
-        '.cniVersion = $v | .stateDir = $state | .logFile = $log | .logLevel = "debug"
+    jq -cS --arg v "$version" --arg pci "$pci" \
+        '.cniVersion = $v | .logLevel = "debug"
          | if $pci == "" then del(.deviceID, .pciBusID) else .deviceID = $pci | .pciBusID = $pci end' \
         "$REPO/examples/multus-delegate.json" || die "cannot build the delegate config"
 }
@@ -216,7 +216,7 @@ two_nic_pod() {
     assert_b_on_host
 }
 
-@test "Multus delegate config is examples/multus-delegate.json plus state dir and log (sanity)" {
+@test "Multus delegate config is examples/multus-delegate.json plus the log level (sanity)" {
     conf=$(delegate_conf 0.3.1 "$PCI_A")
     assert_json .type amd-host-device "$conf"
     assert_json .deviceID "$PCI_A" "$conf"

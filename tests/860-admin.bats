@@ -9,11 +9,12 @@
 load helpers
 
 # run_admin ARGS...: the plugin binary as a command, bats `run` style
-# ($status, $output = stdout, $stderr).
+# ($status, $output = stdout, $stderr), under the test's node policy (whose
+# stateDir is the default of --state-dir).
 run_admin() {
     run --separate-stderr timeout --kill-after=5 "$PLUGIN_TIMEOUT" \
         nsenter -n -m -t "$HOST_NS_PID" \
-        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$PLUGIN" "$@" 3>&-
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$(node_policy_env)" "$PLUGIN" "$@" 3>&-
     echo "# admin: amd-host-device $*"
     echo "#   exit status: $status"
     echo "#   stdout: $output"
@@ -147,6 +148,17 @@ strand_nic() {
     [[ $(sed -n 2p <<<"$output") == *"host as dev3"* ]] || die "table does not say where the NIC is: $output"
 }
 
+@test "list: a pod name with a newline (from CNI_ARGS) does not forge a row of the table" {
+    known_plugin_bug "list prints the pod's namespace/name from CNI_ARGS as they are: a newline in K8S_POD_NAME starts a row of its own (list --json is fine)"
+    rich_nic
+    PLUGIN_CNI_ARGS="IgnoreUnknown=true;K8S_POD_NAMESPACE=testns;K8S_POD_NAME=pod-$CID"$'\n'"forged-row;K8S_POD_UID=uid-$CID" \
+        run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"
+    assert_plugin_ok
+    run_admin list
+    assert_admin_ok
+    [[ $(wc -l <<<"$output") -eq 2 ]] || die "expected a header and one row: $output"
+}
+
 @test "list of an empty or missing state dir" {
     mkdir -p "$STATE_DIR"
     run_admin list --json --state-dir "$STATE_DIR"
@@ -160,6 +172,24 @@ strand_nic() {
     [[ $status -ne 0 ]] || die "a missing state dir should be an error: $output"
     [[ -z $output ]] || die "errors go to stderr, stdout got: $output"
     [[ $stderr == *"$WORKDIR/no-such-dir"*"does not exist"* ]] || die "stderr does not name the dir: $stderr"
+}
+
+@test "without --state-dir, list and restore use the node policy's stateDir" {
+    strand_nic
+    run_admin list --json
+    assert_admin_ok
+    assert_json 'length' 1
+    assert_json '.[0].containerId' "$CID"
+    # a node whose policy names another state dir knows nothing of it
+    write_policy "{\"stateDir\":\"$WORKDIR/other-state\"}"
+    run_admin list
+    [[ $status -ne 0 && $stderr == *"$WORKDIR/other-state"* ]] ||
+        die "list did not use the policy's stateDir $WORKDIR/other-state: $status $output $stderr"
+    write_policy
+    run_admin restore "$PCI"
+    assert_admin_ok
+    [[ $output == *"restored $NIC"* ]] || die "stdout does not say 'restored $NIC': $output"
+    assert_nic_restored
 }
 
 @test "restore <PCI>: a NIC stranded by a runtime that never called DEL comes back fully; a second restore is a no-op" {

@@ -2,13 +2,12 @@
 #
 # kvp-ipoib-ipam: the IPAM plugin that returns the IPoIB address Hyper-V KVP
 # publishes (key IPoIB_Data in /var/lib/hyperv/.kvp_pool_0). Every test writes
-# its own pool file; veths stand in for the IPoIB interfaces (a 6-byte MAC is
+# its own pool file, which its node policy names as kvpPoolFile (what governs
+# ipam.poolFile too); veths stand in for the IPoIB interfaces (a 6-byte MAC is
 # looked up as is). Run directly, under bare host-device, and under
 # amd-host-device's ipam passthrough.
 
 load helpers
-
-KVP_IPAM=${KVP_IPAM_BIN:-$REPO/target/debug/kvp-ipoib-ipam}
 
 # The MACs and addresses our fake host publishes.
 MAC_A=00:15:5d:33:ff:0b
@@ -19,40 +18,9 @@ TWO_PAIRS="NUMPAIRS:2|00155D33FF0B:$IP_A|00155d33ff0c:$IP_B"
 
 setup() {
     basic_setup
-    [[ -x $KVP_IPAM ]] || die "kvp-ipoib-ipam not built: $KVP_IPAM (run 'cargo build')"
-    POOL=$WORKDIR/kvp_pool_0
-    # A plugin directory where host-device finds kvp-ipoib-ipam next to the reference plugins.
-    KVP_CNI_DIR=$WORKDIR/cni-bin
-    mkdir -p "$KVP_CNI_DIR"
-    ln -s "$CNI_PLUGIN_DIR"/* "$KVP_CNI_DIR/"
-    ln -s "$KVP_IPAM" "$KVP_CNI_DIR/kvp-ipoib-ipam"
-}
-
-###########################################################################
-# pool files, written as hv_kvp_daemon writes them
-###########################################################################
-
-# kvp_record <file> <key> <value>: appends a 512-byte NUL-padded key and a
-# 2048-byte NUL-padded value.
-kvp_record() {
-    local file=$1 key=$2 value=$3 rec
-    rec=$(mktemp "$WORKDIR/rec.XXXXXX")
-    printf '%s' "$key" >"$rec"
-    truncate -s 512 "$rec"
-    printf '%s' "$value" >>"$rec"
-    truncate -s 2560 "$rec"
-    cat "$rec" >>"$file"
-    rm -f "$rec"
-}
-
-# make_pool <file> <IPoIB_Data value>: the IPoIB record between unrelated ones.
-make_pool() {
-    local file=$1 value=$2
-    : >"$file"
-    kvp_record "$file" HostName hv-host-17
-    kvp_record "$file" PhysicalHostNameFullyQualified hv-host-17.example.net
-    kvp_record "$file" IPoIB_Data "$value"
-    kvp_record "$file" VirtualMachineName vm-0
+    kvp_setup
+    # The node's pool is this test's: configs may name it, or leave it to the node.
+    write_policy "{\"kvpPoolFile\":\"$POOL\"}"
 }
 
 # ipam_config <cniVersion> <extra ipam json>: what host-device hands its IPAM.
@@ -269,6 +237,7 @@ pod_link() {
     run_in_host_ns ip link set "$NIC" address "$MAC_A"
     make_pool "$POOL" "$TWO_PAIRS"
     local config
+    # kvpPoolFile named as the node has it anyway: no override, so allowed
     config=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" --arg pool "$POOL" \
         '{deviceID: $pci, addressSource: "kvp", kvpPoolFile: $pool, kvpPrefixLength: 20}')")
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
@@ -288,8 +257,8 @@ pod_link() {
     run_in_host_ns ip link set "a${TID}" address "$MAC_A"
     make_pool "$POOL" "$TWO_PAIRS"
     local config
-    config=$(config_for "net-$TID" "$(jq -cn --arg pool "$POOL" \
-        '{deviceID: "0000:5e:00.5", addressSource: "auto", kvpPoolFile: $pool}')")
+    # the node's pool (the policy's kvpPoolFile): the config names none
+    config=$(config_for "net-$TID" '{"deviceID": "0000:5e:00.5", "addressSource": "auto"}')
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok
     assert_addrs pod "a${TID}" "$IP_A/16"
@@ -298,8 +267,7 @@ pod_link() {
     assert_addrs host "a${TID}"
 
     standard_nic
-    config=$(config_for "net2-$TID" "$(jq -cn --arg pci "$PCI" --arg pool "$POOL" \
-        '{deviceID: $pci, addressSource: "auto", kvpPoolFile: $pool}')")
+    config=$(config_for "net2-$TID" "{\"deviceID\": \"$PCI\", \"addressSource\": \"auto\"}")
     run_plugin ADD "${CID}b" "$POD_NETNS" net2 "$config"
     assert_plugin_ok
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
@@ -307,7 +275,8 @@ pod_link() {
     assert_plugin_ok_silent
 
     # "kvp" without a pool is an error (110) and nothing moves
-    config=$(config_for "net3-$TID" '{"deviceID": "0000:5e:00.5", "addressSource": "kvp", "kvpPoolFile": "/nonexistent/pool"}')
+    write_policy "{\"kvpPoolFile\": \"$WORKDIR/no-such-pool\"}"
+    config=$(config_for "net3-$TID" '{"deviceID": "0000:5e:00.5", "addressSource": "kvp"}')
     run_plugin ADD "${CID}c" "$POD_NETNS" net3 "$config"
     assert_cni_error 110
     assert_link_exists host "a${TID}"

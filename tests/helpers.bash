@@ -10,7 +10,9 @@
 #     bind-mounted over /sys/bus/pci/devices;
 #   * a "pod" network namespace, also kept alive by a `sleep infinity`;
 #   * veth "NICs" created inside the host namespace;
-#   * its own state directory and log file under $WORKDIR.
+#   * its own state directory and log file under $WORKDIR, named by its own
+#     node policy ($WORKDIR/node.json), which every plugin run is pointed at
+#     with AMD_HOST_DEVICE_NODE_POLICY.
 #
 # The plugin runs inside the host namespace exactly as a runtime runs it
 # (CNI_* environment + config on stdin). Nothing here touches the machine's
@@ -94,7 +96,10 @@ basic_setup() {
     WORKDIR=$(mktemp -d "${BATS_TMPDIR:-/tmp}/amdhd-${TID}.XXXXXX")
     STATE_DIR=$WORKDIR/state
     LOG_FILE=$WORKDIR/plugin.log
+    POLICY_FILE=$WORKDIR/node.json
+    KUBELET_CHECKPOINT=$WORKDIR/device-plugins/kubelet_internal_checkpoint
     mkdir -p "$WORKDIR/pci" "$WORKDIR/drivers/fakenic"
+    write_policy
 
     [[ -x $PLUGIN ]] || die "plugin binary not found or not executable: $PLUGIN (run 'cargo build' or set AMD_HOST_DEVICE_BIN)"
 
@@ -251,19 +256,103 @@ rich_nic() {
 }
 
 ###########################################################################
+# the node policy
+###########################################################################
+
+# write_policy [extra-json]: (re)writes the test's node policy $POLICY_FILE:
+#   {"stateDir":$STATE_DIR,"logFile":$LOG_FILE,"kubeletCheckpoint":$KUBELET_CHECKPOINT}
+#   + extra; a key set to null in extra is left out (the plugin's default then).
+#   The checkpoint does not exist unless a test writes it, so a machine that is
+#   a kubelet node itself does not change the suite. Root's, mode 0644, as the
+#   plugin requires. basic_setup writes the default one; a test that needs
+#   another node calls it again before the plugin runs.
+write_policy() {
+    local extra=${1:-"{}"}
+    jq -n --arg state "$STATE_DIR" --arg log "$LOG_FILE" --arg kubelet "$KUBELET_CHECKPOINT" \
+        --argjson extra "$extra" \
+        '{comment: "the node policy of one bats test", stateDir: $state, logFile: $log,
+          kubeletCheckpoint: $kubelet} + $extra
+         | with_entries(select(.value != null))' >"$POLICY_FILE" ||
+        die "write_policy: bad extra json: $extra"
+    chown 0:0 "$POLICY_FILE"
+    chmod 0644 "$POLICY_FILE"
+}
+
+# allow_nad_keys <key>...: a policy whose nadMayOverride is the plugin's default
+# (logLevel, podInterfaceName) plus these keys; the rest as write_policy.
+allow_nad_keys() {
+    write_policy "$(jq -cn '{nadMayOverride: (["logLevel", "podInterfaceName"] + $ARGS.positional)}' --args "$@")"
+}
+
+# The environment entry that points a plugin run at the test's policy
+# (PLUGIN_NODE_POLICY=<path> points it elsewhere, e.g. at a missing file; set
+# but empty, the variable is passed empty).
+node_policy_env() {
+    echo "AMD_HOST_DEVICE_NODE_POLICY=${PLUGIN_NODE_POLICY-$POLICY_FILE}"
+}
+
+# private_var_lib: a tmpfs over /var/lib in the host mount namespace, for the
+# tests of the plugin's built-in defaults (state in /var/lib/cni/amd-host-device,
+# kubelet's checkpoint under /var/lib/kubelet): they must never reach the
+# machine's own /var/lib. Dies with the namespace.
+private_var_lib() {
+    run_in_host_ns mount -t tmpfs -o mode=0755 amdhd-var-lib /var/lib ||
+        die "cannot mount a tmpfs over /var/lib in the host ns"
+}
+
+###########################################################################
+# kvp-ipoib-ipam and its pool files, written as hv_kvp_daemon writes them
+###########################################################################
+
+KVP_IPAM=${KVP_IPAM_BIN:-$REPO/target/debug/kvp-ipoib-ipam}
+
+# kvp_setup: $POOL, where the test's KVP pool goes (not written yet), and
+# $KVP_CNI_DIR, a plugin directory where host-device finds kvp-ipoib-ipam next
+# to the reference plugins (CNI_PLUGIN_DIR=$KVP_CNI_DIR run_plugin ...).
+kvp_setup() {
+    [[ -x $KVP_IPAM ]] || die "kvp-ipoib-ipam not built: $KVP_IPAM (run 'cargo build')"
+    POOL=$WORKDIR/kvp_pool_0
+    KVP_CNI_DIR=$WORKDIR/cni-bin
+    mkdir -p "$KVP_CNI_DIR"
+    ln -s "$CNI_PLUGIN_DIR"/* "$KVP_CNI_DIR/"
+    ln -s "$KVP_IPAM" "$KVP_CNI_DIR/kvp-ipoib-ipam"
+}
+
+# kvp_record <file> <key> <value>: appends a 512-byte NUL-padded key and a
+# 2048-byte NUL-padded value.
+kvp_record() {
+    local file=$1 key=$2 value=$3 rec
+    rec=$(mktemp "$WORKDIR/rec.XXXXXX")
+    printf '%s' "$key" >"$rec"
+    truncate -s 512 "$rec"
+    printf '%s' "$value" >>"$rec"
+    truncate -s 2560 "$rec"
+    cat "$rec" >>"$file"
+    rm -f "$rec"
+}
+
+# make_pool <file> <IPoIB_Data value>: the IPoIB record between unrelated ones.
+make_pool() {
+    local file=$1 value=$2
+    : >"$file"
+    kvp_record "$file" HostName hv-host-17
+    kvp_record "$file" PhysicalHostNameFullyQualified hv-host-17.example.net
+    kvp_record "$file" IPoIB_Data "$value"
+    kvp_record "$file" VirtualMachineName vm-0
+}
+
+###########################################################################
 # configs
 ###########################################################################
 
 # config_for <name> [extra-json]
 #   {"cniVersion":"0.3.1","name":<name>,"type":"amd-host-device",
-#    "stateDir":$STATE_DIR,"logFile":$LOG_FILE,"logLevel":"debug"} + extra
-#   (extra may override cniVersion or drop keys by setting them to null
-#   and then using config_without).
+#    "logLevel":"debug"} + extra (extra may override cniVersion). The state
+#   dir and the log file are the node policy's (write_policy), not the config's.
 config_for() {
     local name=$1 extra=${2:-"{}"}
-    jq -cn --arg name "$name" --arg state "$STATE_DIR" --arg log "$LOG_FILE" --argjson extra "$extra" \
-        '{cniVersion: "0.3.1", name: $name, type: "amd-host-device",
-          stateDir: $state, logFile: $log, logLevel: "debug"} + $extra' ||
+    jq -cn --arg name "$name" --argjson extra "$extra" \
+        '{cniVersion: "0.3.1", name: $name, type: "amd-host-device", logLevel: "debug"} + $extra' ||
         die "config_for: bad extra json: $extra"
 }
 
@@ -321,13 +410,17 @@ run_plugin() {
 
 # cni_env <array-name> <CMD> <cid> <netns> <ifname>: fills the array with the
 #   CNI_* variables a runtime passes (every run of the plugin in the suite gets
-#   them from here). <unset> leaves that variable out. CNI_PATH is
+#   them from here), and the node policy (node_policy_env), as a node's runtime
+#   environment carries it. <unset> leaves that variable out (also as
+#   PLUGIN_NODE_POLICY: then the plugin reads /etc/amd-host-device/node.json,
+#   so only with an /etc of the test's own, see 420-node-policy.bats). CNI_PATH is
 #   $PLUGIN_CNI_PATH if set, else $CNI_PLUGIN_DIR; CNI_ARGS is $PLUGIN_CNI_ARGS
 #   if set (even empty), else multus_cni_args.
 cni_env() {
     local -n _cni_env_out=$1
     local cmd=$2 cid=$3 netns=$4 ifname=$5
     _cni_env_out=(CNI_PATH="${PLUGIN_CNI_PATH:-$CNI_PLUGIN_DIR}")
+    [[ ${PLUGIN_NODE_POLICY-} == "<unset>" ]] || _cni_env_out+=("$(node_policy_env)")
     [[ $cmd == "<unset>" ]] || _cni_env_out+=(CNI_COMMAND="$cmd")
     [[ $cid == "<unset>" ]] || _cni_env_out+=(CNI_CONTAINERID="$cid")
     [[ $netns == "<unset>" ]] || _cni_env_out+=(CNI_NETNS="$netns")
@@ -397,6 +490,8 @@ dump_world() {
         run_in_pod_ns ip route 2>&1 | sed 's/^/#   /'
         run_in_pod_ns ip -6 route 2>&1 | sed 's/^/#   /'
     fi
+    echo "# ---- node policy $POLICY_FILE ($(stat -c '%U %a' "$POLICY_FILE" 2>&1))"
+    sed 's/^/#   /' "$POLICY_FILE" 2>/dev/null
     echo "# ---- state dir $STATE_DIR"
     local f
     while IFS= read -r f; do
@@ -585,4 +680,39 @@ assert_nic_restored() {
         assert_no_link pod "$NIC"
     fi
     [[ ! -e $(state_file "$CID" net1) ]] || die "state file still there: $(cat "$(state_file "$CID" net1)")"
+}
+
+# assert_refused_untouched <code> <message part>: the last run was refused with
+# that CNI error, and nothing happened: $NIC (standard_nic) is home with its
+# addresses and not in the pod, and the state dir was not even created.
+assert_refused_untouched() {
+    assert_cni_error "$1"
+    assert_msg_contains "$2"
+    assert_nic_home
+    assert_no_link pod "$NIC"
+    [[ ! -e $STATE_DIR ]] || die "a refused ADD created the state dir: $(ls -la "$STATE_DIR")"
+}
+
+# The start of every log line: "2026-12-01T13:08:11.123Z info ".
+LOG_LINE_START='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (error|info|debug) '
+
+# assert_one_event_per_line <what> <text> [injected]: every line of <text> (a
+# log, or a run's stderr) starts with a timestamp and a level, and none starts
+# with <injected>, the text a tenant put after a newline.
+assert_one_event_per_line() {
+    local what=$1 text=$2 injected=${3:-} line
+    while IFS= read -r line; do
+        [[ -n $line ]] || continue
+        [[ $line =~ $LOG_LINE_START ]] ||
+            { die "$what: a line does not start with a timestamp and a level: '$line'" || return; }
+        [[ -z $injected || $line != "$injected"* ]] || { die "$what: a forged line: '$line'" || return; }
+    done <<<"$text"
+}
+
+# known_plugin_bug <what>: a test that shows a bug of the plugin found by the
+# suite and not fixed yet. It skips, saying so, unless AMD_HOST_DEVICE_KNOWN_BUGS=1,
+# which runs it (and it fails until the plugin is fixed; then drop this line).
+known_plugin_bug() {
+    [[ ${AMD_HOST_DEVICE_KNOWN_BUGS:-} == 1 ]] ||
+        skip "known plugin bug (AMD_HOST_DEVICE_KNOWN_BUGS=1 runs it): $1"
 }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bats
+#
+# The node policy file itself: found through AMD_HOST_DEVICE_NODE_POLICY or at
+# /etc/amd-host-device/node.json; missing, it means the secure defaults; used
+# only if it is a regular file that only root can change, and refused (code 7,
+# naming the file) when it is not, or does not parse. A refused policy moves
+# nothing and creates nothing: not the state dir, not the log.
+#
+# Whatever may fall back on the built-in defaults runs with a tmpfs over
+# /var/lib (private_var_lib), and the test of the default path with an /etc of
+# its own (an overlay in the host mount namespace): never the machine's.
+
+load helpers
+
+setup() {
+    basic_setup
+    standard_nic
+}
+
+# expect_policy_refused <message part>: ADD is refused with code 7, the message
+# names the policy file and says why, and nothing happened (not even the log).
+expect_policy_refused() {
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$(multus_config)"
+    assert_refused_untouched 7 "node policy $POLICY_FILE: $1"
+    [[ ! -e $LOG_FILE ]] || die "a refused policy's log file was written: $(cat "$LOG_FILE")"
+}
+
+# policy_text <text>: the policy file holds exactly <text> (root's, 0644).
+policy_text() {
+    printf '%s' "$1" >"$POLICY_FILE"
+    chmod 0644 "$POLICY_FILE"
+}
+
+# add_del_with_state_in <dir>: ADD puts the state file in <dir>, DEL gives the NIC back.
+add_del_with_state_in() {
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$(multus_config)"
+    assert_plugin_ok
+    run_in_host_ns test -f "$1/$CID-net1.json" || die "no state file in $1: $(run_in_host_ns ls -la "$1" 2>&1)"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$(multus_config)"
+    assert_plugin_ok_silent
+    assert_nic_home
+    run_in_host_ns test ! -e "$1/$CID-net1.json" || die "state file left in $1 after DEL"
+}
+
+# An /etc of the test's own in the host mount namespace: the machine's, with
+# amd-host-device/node.json (a copy of the test's policy) over it. The upper
+# layer is written before the mount, so nothing can reach the real /etc.
+private_etc_with_policy() {
+    local ovl=$WORKDIR/etc-overlay
+    mkdir -p "$ovl/upper/amd-host-device" "$ovl/work"
+    cp -p "$POLICY_FILE" "$ovl/upper/amd-host-device/node.json"
+    run_in_host_ns mount -t overlay amdhd-etc -o "lowerdir=/etc,upperdir=$ovl/upper,workdir=$ovl/work" /etc ||
+        skip "cannot mount an overlay over /etc in the host ns (no overlayfs for $WORKDIR?)"
+}
+
+###########################################################################
+# where the policy comes from
+
+@test "no policy file: the secure defaults, a NAD's stateDir is refused (7) naming the missing file" {
+    private_var_lib
+    PLUGIN_NODE_POLICY=$WORKDIR/no-such-node.json run_plugin ADD "$CID" "$POD_NETNS" net1 \
+        "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"stateDir\":\"$STATE_DIR\"}")"
+    assert_refused_untouched 7 "\"stateDir\" may not be set by a network config on this node (node policy $WORKDIR/no-such-node.json)"
+}
+
+@test "no policy file: ADD and DEL work with the built-in defaults (state in /var/lib/cni/amd-host-device, the log on stderr)" {
+    private_var_lib
+    PLUGIN_NODE_POLICY=$WORKDIR/no-such-node.json add_del_with_state_in /var/lib/cni/amd-host-device
+    [[ ! -e $STATE_DIR && ! -e $LOG_FILE ]] || die "the test's (absent) policy's state dir or log was used"
+    [[ $stderr == *" info DEL network=net-$TID "*" restored $NIC "* ]] || die "DEL's log is not on stderr: $stderr"
+    assert_one_event_per_line stderr "$stderr"
+}
+
+@test "a valid policy file: its stateDir is used" {
+    write_policy "{\"stateDir\":\"$WORKDIR/policy-state\"}"
+    add_del_with_state_in "$WORKDIR/policy-state"
+    [[ ! -e $STATE_DIR ]] || die "another state dir was used"
+}
+
+@test "AMD_HOST_DEVICE_NODE_POLICY unset or empty: /etc/amd-host-device/node.json is the policy" {
+    private_var_lib
+    write_policy "{\"stateDir\":\"$WORKDIR/etc-state\"}"
+    private_etc_with_policy
+    PLUGIN_NODE_POLICY="<unset>" add_del_with_state_in "$WORKDIR/etc-state"
+    PLUGIN_NODE_POLICY="" add_del_with_state_in "$WORKDIR/etc-state"
+}
+
+###########################################################################
+# policy files that are refused
+
+@test "a world-writable policy file is refused (7)" {
+    chmod 0666 "$POLICY_FILE"
+    expect_policy_refused "is group- or world-writable (mode 666)"
+}
+
+@test "a group-writable policy file is refused (7)" {
+    chmod 0664 "$POLICY_FILE"
+    expect_policy_refused "is group- or world-writable (mode 664)"
+}
+
+@test "a policy file not owned by root is refused (7)" {
+    chown 65534 "$POLICY_FILE"
+    expect_policy_refused "is owned by uid 65534, not root"
+}
+
+@test "a policy path that is not a regular file (a directory) is refused (7)" {
+    rm "$POLICY_FILE"
+    mkdir "$POLICY_FILE"
+    expect_policy_refused "is not a regular file"
+}
+
+@test "a policy file that is not valid JSON is refused (7)" {
+    policy_text "{\"stateDir\": \"$STATE_DIR\","
+    expect_policy_refused "not valid JSON"
+}
+
+@test "a policy file with an unknown key (a typo) is refused (7)" {
+    policy_text "{\"stateDri\": \"$STATE_DIR\"}"
+    expect_policy_refused "unknown key \"stateDri\""
+}
+
+@test "a policy file with a key of the wrong type is refused (7)" {
+    write_policy '{"allowUnverifiedSelection": "yes"}'
+    expect_policy_refused "\"allowUnverifiedSelection\" must be true or false"
+}
