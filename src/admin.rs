@@ -284,9 +284,15 @@ fn list(o: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a table. Cells can hold what a tenant wrote (a pod name from `CNI_ARGS`), so their
+/// control characters are escaped: a row is always one line.
 fn print_table(header: &[&str; 8], rows: &[[String; 8]]) {
+    let rows: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| r.clone().map(|cell| log::escape_controls(&cell)))
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -300,7 +306,7 @@ fn print_table(header: &[&str; 8], rows: &[[String; 8]]) {
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect());
     }
 }

@@ -94,10 +94,18 @@ impl NodePolicy {
     /// The policy of this node: the file `AMD_HOST_DEVICE_NODE_POLICY` names, else the
     /// default file; the secure defaults when that file does not exist.
     pub fn load() -> Result<NodePolicy> {
-        let path = std::env::var_os(POLICY_FILE_ENV)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY_FILE));
+        let path = match std::env::var_os(POLICY_FILE_ENV).filter(|p| !p.is_empty()) {
+            None => PathBuf::from(DEFAULT_POLICY_FILE),
+            // A relative path would depend on the runtime's working directory; a typo must
+            // not quietly mean the defaults.
+            Some(p) if !Path::new(&p).is_absolute() => {
+                return Err(Error::NodePolicy(format!(
+                    "{POLICY_FILE_ENV} {:?} is not an absolute path",
+                    p
+                )))
+            }
+            Some(p) => PathBuf::from(p),
+        };
         NodePolicy::load_from(&path)
     }
 

@@ -90,7 +90,6 @@ assert_log_and_stderr_unforged() {
 }
 
 @test "log lines: a refused network config is in the node's log file too" {
-    known_plugin_bug "a config the plugin refuses (a bad name, a NAD key the policy forbids) is logged on stderr only, never in the policy's logFile"
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$(multus_config | jq -c --arg n "x$TID"$'\n'"$FORGED" '.name = $n')"
     assert_cni_error 7
     [[ -s $LOG_FILE ]] || die "the refusal is not in the node's log file $LOG_FILE (stderr: $stderr)"

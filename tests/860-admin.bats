@@ -149,7 +149,6 @@ strand_nic() {
 }
 
 @test "list: a pod name with a newline (from CNI_ARGS) does not forge a row of the table" {
-    known_plugin_bug "list prints the pod's namespace/name from CNI_ARGS as they are: a newline in K8S_POD_NAME starts a row of its own (list --json is fine)"
     rich_nic
     PLUGIN_CNI_ARGS="IgnoreUnknown=true;K8S_POD_NAMESPACE=testns;K8S_POD_NAME=pod-$CID"$'\n'"forged-row;K8S_POD_UID=uid-$CID" \
         run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"

@@ -26,8 +26,19 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
 fn run_verb(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
     log::configure(LogLevel::Error, None, command.as_str().to_owned());
     let env = Environment::from_lookup(command, |k| std::env::var(k).ok())?;
-    // The node policy decides what the config may decide, before anything is done.
+    // The node policy decides what the config may decide, before anything is done; its log
+    // file hears about a config it refuses.
     let policy = NodePolicy::load()?;
+    log::configure(
+        policy.log_level,
+        policy.log_file.as_deref(),
+        format!(
+            "{} container={} ifname={}",
+            command.as_str(),
+            env.container_id,
+            env.ifname
+        ),
+    );
     let conf = NetConf::parse(stdin, &policy)?;
     log::configure(
         conf.log_level,

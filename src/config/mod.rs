@@ -176,6 +176,9 @@ impl NetConf {
             )));
         }
         policy.check_delegate(&delegate)?;
+        if let Some(ipam) = &ipam {
+            check_known_ipam(ipam, policy)?;
+        }
         let address_source = parse_address_source(raw.address_source.as_deref())?;
         if ipam.is_some() && address_source != AddressSource::Interface {
             return Err(Error::InvalidConfig(
@@ -232,6 +235,28 @@ impl NetConf {
         })
     }
 }
+/// The user's IPAM runs with the same privileges as we do; for the one we ship, the pool it
+/// would read is the policy's to allow, checked here rather than after host-device moved
+/// the NIC.
+fn check_known_ipam(ipam: &Value, policy: &NodePolicy) -> Result<()> {
+    if ipam.get("type").and_then(Value::as_str) != Some("kvp-ipoib-ipam") {
+        return Ok(());
+    }
+    let pool = match ipam.get("poolFile") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(p)) => absolute_path("ipam.poolFile", Some(p))?,
+        Some(_) => return Err(wrong_type("ipam.poolFile", "a string")),
+    };
+    policy
+        .choose_shown(
+            "kvpPoolFile",
+            "ipam.poolFile",
+            pool,
+            policy.kvp_pool_file.clone(),
+        )
+        .map(drop)
+}
+
 /// A NAD may always keep a guard on; switching it off is the policy's call.
 fn guard_override(
     policy: &NodePolicy,

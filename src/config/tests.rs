@@ -289,3 +289,26 @@ fn the_policy_gives_the_node_keys_their_values() {
     .unwrap();
     assert!(!c.allow_default_route_device, "a NAD may keep the guard on");
 }
+
+#[test]
+fn kvp_ipoib_ipams_pool_is_the_policys_too() {
+    let nad = |pool: &str| {
+        json!({"cniVersion": "1.0.0", "name": "n",
+               "ipam": {"type": "kvp-ipoib-ipam", "poolFile": pool}})
+    };
+    let e = parse(nad("/etc/shadow")).unwrap_err();
+    assert_eq!(e.code() as u32, 7);
+    assert!(
+        e.to_string().contains("\"ipam.poolFile\" may not be set"),
+        "{e}"
+    );
+    assert!(
+        parse(nad(crate::kvp::DEFAULT_POOL)).is_ok(),
+        "the node's own pool"
+    );
+    assert!(parse(nad("relative")).is_err());
+    // Other IPAM plugins' keys are theirs.
+    let other = json!({"cniVersion": "1.0.0", "name": "n",
+                       "ipam": {"type": "host-local", "poolFile": "/etc/shadow"}});
+    assert!(parse(other).is_ok());
+}
