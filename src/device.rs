@@ -106,6 +106,12 @@ impl Sysfs {
         uppers
     }
 
+    /// The physical function of a virtual function (its `physfn` link); `None` for a PF.
+    pub fn physfn_of(&self, addr: &PciAddress) -> Option<PciAddress> {
+        let link = std::fs::read_link(self.pci_device_dir(addr).join("physfn")).ok()?;
+        PciAddress::parse(link.file_name()?.to_str()?).ok()
+    }
+
     /// The kernel driver bound to the function, if any.
     pub fn driver_of(&self, addr: &PciAddress) -> Option<String> {
         let link = std::fs::read_link(self.pci_device_dir(addr).join("driver")).ok()?;

@@ -17,6 +17,7 @@ pub mod context;
 pub mod delegate;
 pub mod device;
 pub mod device_id;
+pub mod device_info;
 pub mod error;
 pub mod fault;
 pub mod give_back;

@@ -3,12 +3,47 @@
 
 use std::net::IpAddr;
 
+use crate::cni::result::IpConfig;
 use crate::config::{AddressSource, NetConf};
 use crate::error::Error;
 use crate::kvp::{self, KvpError};
 use crate::log_info;
-use crate::netlink::Address;
+use crate::netlink::{Address, Route};
 use crate::snapshot::HostInterface;
+
+/// Gives a point-to-point address of the result (IPv4 /31, IPv6 /127) its peer as gateway,
+/// as the vendor plugin does (GPU back-end fabrics use them): a captured route's gateway in
+/// that subnet if there is one, else the other address of the pair.
+pub fn point_to_point_gateways(ips: &mut [IpConfig], routes: &[Route]) {
+    for ip in ips.iter_mut().filter(|ip| ip.gateway.is_none()) {
+        let Some((addr, len)) = parse_cidr(&ip.address) else {
+            continue;
+        };
+        let Some(peer) = pair_peer(addr, len) else {
+            continue;
+        };
+        let routed = routes
+            .iter()
+            .filter_map(|r| r.gateway)
+            .find(|gw| *gw == peer || *gw == addr);
+        let gateway = routed.filter(|gw| *gw != addr).unwrap_or(peer);
+        ip.gateway = Some(gateway.to_string());
+    }
+}
+
+/// The other address of a /31 or /127 pair; `None` for any other prefix.
+fn pair_peer(addr: IpAddr, len: u8) -> Option<IpAddr> {
+    match addr {
+        IpAddr::V4(v4) if len == 31 => Some(IpAddr::V4((u32::from(v4) ^ 1).into())),
+        IpAddr::V6(v6) if len == 127 => Some(IpAddr::V6((u128::from(v6) ^ 1).into())),
+        _ => None,
+    }
+}
+
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    Some((ip.parse().ok()?, len.parse().ok()?))
+}
 
 /// Whether the pod gets the host interface's own addresses, so its captured routes (whose
 /// gateways sit in those subnets) can follow it. With the user's IPAM, theirs own routing.
@@ -155,5 +190,49 @@ mod tests {
         let p = pool(tmp.path(), "NUMPAIRS:1|00155D000000:172.16.1.9");
         let auto = conf(json!({"addressSource": "auto", "kvpPoolFile": p}));
         assert_eq!(for_pod(&auto, &host(&[])).unwrap_err().code() as u32, 113);
+    }
+
+    fn ip(address: &str) -> IpConfig {
+        IpConfig {
+            address: address.into(),
+            gateway: None,
+            interface: Some(0),
+        }
+    }
+
+    #[test]
+    fn point_to_point_addresses_get_their_peer_as_gateway() {
+        let mut ips = [
+            ip("10.0.0.6/31"),
+            ip("10.0.0.7/31"),
+            ip("2001:db8::a/127"),
+            ip("192.0.2.7/24"),
+        ];
+        point_to_point_gateways(&mut ips, &[]);
+        let gateways: Vec<Option<&str>> = ips.iter().map(|i| i.gateway.as_deref()).collect();
+        assert_eq!(
+            gateways,
+            [
+                Some("10.0.0.7"),
+                Some("10.0.0.6"),
+                Some("2001:db8::b"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_captured_gateway_in_the_pair_wins_and_a_given_one_stays() {
+        let route = crate::testing::route("10.9.0.0/16", "10.0.0.7");
+        let mut ips = [
+            ip("10.0.0.6/31"),
+            IpConfig {
+                gateway: Some("10.0.0.1".into()),
+                ..ip("10.0.0.8/31")
+            },
+        ];
+        point_to_point_gateways(&mut ips, &[route]);
+        assert_eq!(ips[0].gateway.as_deref(), Some("10.0.0.7"));
+        assert_eq!(ips[1].gateway.as_deref(), Some("10.0.0.1"));
     }
 }

@@ -13,14 +13,16 @@ load helpers
     assert_link_up pod "$NIC"
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
     assert_mac pod "$NIC" "$NIC_MAC_ADDR"
-    assert_no_link pod net1
+    # ... and answers to CNI_IFNAME too
+    assert_altname pod "$NIC" net1
     # host side: gone
     assert_no_link host "$NIC"
 
     # result
     assert_json '.cniVersion' 0.3.1
     assert_json '.interfaces | length' 1
-    assert_json '.interfaces[0].name' "$NIC"
+    # the result names it CNI_IFNAME, the name runtimes look for
+    assert_json '.interfaces[0].name' net1
     assert_json '.interfaces[0].sandbox' "$POD_NETNS"
     assert_json '.interfaces[0].mac' "$NIC_MAC_ADDR"
     assert_result_addrs "$NIC_V4" "$NIC_V6"
@@ -42,7 +44,7 @@ load helpers
     assert_link_up pod "$NIC"
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
     assert_no_link host "$NIC"
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_json '.interfaces[0].name' net1
     assert_result_addrs "$NIC_V4" "$NIC_V6"
 }
 
@@ -89,6 +91,7 @@ load helpers
     assert_no_link pod "$NIC"
     assert_no_link pod net1
     assert_link_up host "$NIC"
+    assert_no_altnames host "$NIC"
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
     assert_addr_flag host "$NIC" "$NIC_V6" nodad
     assert_mtu host "$NIC" 1400

@@ -31,8 +31,8 @@ load helpers
         "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"podInterfaceName\":\"host\"}")"
     assert_plugin_ok
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
-    assert_no_link pod net1
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_altname pod "$NIC" net1
+    assert_json '.interfaces[0].name' net1
 }
 
 @test "host name already taken in the pod: falls back to CNI_IFNAME and reports it; DEL restores" {
@@ -152,7 +152,7 @@ load helpers
     assert_plugin_ok
     assert_link_exists pod "$NIC"
     assert_addrs pod "$NIC"
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_json '.interfaces[0].name' net1
     assert_json '(.ips // []) | length' 0
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok_silent
@@ -210,7 +210,8 @@ compare_with_bare_host_device() {
     assert_plugin_ok_silent
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 
-    run_bare_plugin "$CNI_PLUGIN_DIR/host-device" ADD "$CID" "$POD_NETNS" "$NIC" "$bare_config"
+    # Under the name amd-host-device's result gives the interface: CNI_IFNAME.
+    run_bare_plugin "$CNI_PLUGIN_DIR/host-device" ADD "$CID" "$POD_NETNS" net1 "$bare_config"
     assert_plugin_ok
     bare_result=$(normalise_result <<<"$output")
 

@@ -123,7 +123,7 @@ normalised_nad() {
     ((n >= 3)) || die "found only $n JSON configs under examples/"
 }
 
-@test "kubectl apply -f examples/deploy/ sees exactly the DaemonSet and the two NADs" {
+@test "kubectl apply -f examples/deploy/ sees exactly the node policy ConfigMap, the DaemonSet and the two NADs" {
     find_python_yaml
     local all='[]' f
     # kubectl apply -f <dir> reads .json, .yaml and .yml files
@@ -131,7 +131,7 @@ normalised_nad() {
         all=$(jq -c --argjson more "$(yaml_docs "$f")" '. + $more' <<<"$all")
     done < <(find "$DEPLOY" -maxdepth 1 -type f \( -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) | sort)
     assert_json '[.[].kind] | sort | join(",")' \
-        DaemonSet,NetworkAttachmentDefinition,NetworkAttachmentDefinition "$all"
+        ConfigMap,DaemonSet,NetworkAttachmentDefinition,NetworkAttachmentDefinition "$all"
 }
 
 ###########################################################################
@@ -190,7 +190,7 @@ normalised_nad() {
             n=$((n + 1))
         done
     done < <(grep -E '^COPY ' "$df" | grep -v -- '--from=' | sed -E 's/^COPY( --[a-z]+=[^ ]+)* //; s/ [^ ]+$//')
-    ((n == 4)) || die "expected 4 context sources (Cargo.toml Cargo.lock src install.sh), found $n"
+    ((n == 5)) || die "expected 5 context sources (Cargo.toml Cargo.lock src scripts/bench install.sh), found $n"
 }
 
 ###########################################################################
@@ -430,4 +430,30 @@ assert_installed() {
     wait "$pid" || rc=$?
     [[ $rc -eq 0 ]] || die "sleep mode exited $rc on TERM: $(cat "$TMP/sleep.log")"
     grep -q "is missing from the node; installing it" "$TMP/sleep.log" || die "$(cat "$TMP/sleep.log")"
+}
+
+@test "install.sh install: the ConfigMap's node policy is installed root-owned 0644 by rename, and the plugin accepts it" {
+    find_python_yaml
+    fake_binary
+    local policy=$TMP/src/node.json dest=$TMP/etc/amd-host-device/node.json
+    yaml_docs "$DEPLOY/daemonset.yaml" |
+        jq -er '.[] | select(.kind == "ConfigMap") | .data["node.json"]' >"$policy" ||
+        die "no ConfigMap with a node.json in daemonset.yaml"
+    run_install install REQUIRE_HOST_DEVICE=false POLICY_SRC="$policy" POLICY_DIR="$TMP/etc/amd-host-device"
+    [[ $status -eq 0 ]] || die "install failed: $stderr"
+    [[ $output == *"installed the node policy $dest"* ]] || die "$output"
+    cmp -s "$policy" "$dest" || die "the installed policy differs"
+    [[ $(stat -c '%a %u' "$dest") == "644 0" ]] || die "policy is $(stat -c '%a %u' "$dest"), expected 644 0"
+    [[ -z $(find "$TMP/etc/amd-host-device" -name '.node.json.tmp.*') ]] || die "temporary files left"
+    # The plugin reads it without complaint (list reads the policy, then its state dir).
+    run --separate-stderr env AMD_HOST_DEVICE_NODE_POLICY="$dest" "$PLUGIN" list
+    [[ $stderr != *"node policy"* ]] || die "the plugin refuses the shipped policy: $stderr"
+}
+
+@test "install.sh install: without a node policy to install, the node keeps its own" {
+    fake_binary
+    run_install install REQUIRE_HOST_DEVICE=false POLICY_SRC="$TMP/none.json" POLICY_DIR="$TMP/etc/amd-host-device"
+    [[ $status -eq 0 ]] || die "install failed: $stderr"
+    [[ $output == *"no node policy to install"* ]] || die "$output"
+    [[ ! -e $TMP/etc/amd-host-device ]] || die "a policy dir was made: $(ls -la "$TMP/etc")"
 }

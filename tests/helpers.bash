@@ -372,6 +372,8 @@ state_file() {
 # veth (which would die with the netns): DOWN, no addresses, renamed, on the host.
 hand_back_to_host() {
     local pod_name=$1 new_name=$2
+    # A name the link already answers to (its alternative name) cannot be its new name.
+    run_in_pod_ns ip link property del dev "$pod_name" altname "$new_name" 2>/dev/null || true
     run_in_pod_ns ip link set "$pod_name" down
     run_in_pod_ns ip link set "$pod_name" name "$new_name"
     run_in_pod_ns ip link set "$new_name" netns "$HOST_NS_PID"
@@ -604,6 +606,24 @@ assert_no_link() {
     if ns_exec "$1" ip link show dev "$2" &>/dev/null; then
         die "link '$2' unexpectedly present in $1 ns: $(ns_exec "$1" ip -br link 2>&1)"
     fi
+}
+
+# assert_altname <ns> <ifname> <altname>: <altname> is an alternative name of <ifname>
+# (the same link), not a link of its own.
+assert_altname() {
+    local names
+    names=$(ns_exec "$1" ip -j link show dev "$2" | jq -c '.[0].altnames // []')
+    jq -e --arg a "$3" 'index($a) != null' <<<"$names" >/dev/null ||
+        die "$2 in $1 ns does not answer to $3 (altnames: $names)"
+    [[ $(ns_exec "$1" ip -j link show dev "$3" | jq -r '.[0].ifname') == "$2" ]] ||
+        die "$3 in $1 ns is not $2: $(ns_exec "$1" ip -br link 2>&1)"
+}
+
+# assert_no_altnames <ns> <ifname>: the link has no alternative name left.
+assert_no_altnames() {
+    local names
+    names=$(ns_exec "$1" ip -j link show dev "$2" | jq -c '.[0].altnames // []')
+    [[ $names == "[]" ]] || die "$2 in $1 ns still has alternative names $names"
 }
 
 # assert_mtu <ns> <ifname> <mtu>

@@ -68,6 +68,22 @@ impl CniResult {
         }
     }
 
+    /// Adds the CNI 1.1.0 fields `mtu` and `pciID` to interface `name` (results for older
+    /// versions drop them, see [`CniResult::to_json`]).
+    pub fn describe_interface(&mut self, name: &str, mtu: u32, pci_id: Option<&str>) {
+        for interface in &mut self.interfaces {
+            if interface.get("name").and_then(Value::as_str) != Some(name) {
+                continue;
+            }
+            if mtu > 0 {
+                interface.insert("mtu".into(), Value::from(mtu));
+            }
+            if let Some(pci) = pci_id {
+                interface.insert("pciID".into(), Value::String(pci.to_owned()));
+            }
+        }
+    }
+
     /// Appends a route `{dst, gw}` unless an identical one is already listed.
     pub fn add_route(&mut self, dst: String, gw: Option<String>) {
         let mut route = Map::new();

@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::delegate::{Delegate, Started};
 use crate::device::{self, Resolved};
 use crate::device_id::DeviceError;
+use crate::device_info;
 use crate::error::Error;
 use crate::fault;
 use crate::give_back::give_back;
@@ -75,6 +76,9 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
 
     match attach(ctx, kernel, &*pod, &delegate, started, &link, &state) {
         Ok(result) => {
+            if let (Some(file), Some(pci)) = (&conf.device_info_file, &state.pci_address) {
+                device_info::publish(file, kernel.sysfs(), pci, &state.rdma_devices);
+            }
             fault::point("before-result");
             log_info!(
                 "attached {} to {} as {}",
@@ -264,9 +268,13 @@ fn attach(
         ),
         details: String::new(),
     })?;
+    let mut name_in_result = state.pod_ifname.as_str();
     if answer_to_cni_ifname(pod, &state.pod_ifname, &ctx.env.ifname) {
         result.rename_interface(&state.pod_ifname, &ctx.env.ifname);
+        name_in_result = &ctx.env.ifname;
     }
+    let pci_id = state.pci_address.as_ref().map(|p| p.as_str());
+    result.describe_interface(name_in_result, host.mtu, pci_id);
     attach_rdma(kernel, &state.rdma_devices, Path::new(&ctx.env.netns))?;
     // Captured gateways are only reachable where the captured addresses went.
     if pod_addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
@@ -274,6 +282,9 @@ fn attach(
         for r in &host.routes {
             result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
         }
+    }
+    if pod_addresses::captured_addresses_follow(conf, host) {
+        pod_addresses::point_to_point_gateways(&mut result.ips, &host.routes);
     }
     Ok(result)
 }

@@ -383,3 +383,23 @@ fn a_cni_ifname_taken_in_the_pod_leaves_the_nic_its_one_name() {
     assert_eq!(result["interfaces"][0]["name"], "enp1s0");
     assert!(kernel.link(POD, "enp1s0").unwrap().link.altnames.is_empty());
 }
+
+#[test]
+fn a_1_1_result_tells_the_nics_mtu_and_pci_address_and_older_ones_do_not() {
+    let sb = Sandbox::new();
+    let (kernel, _) = moving_world(&sb, &[]);
+    std::fs::create_dir_all(sb.path().join("bus/pci/devices/0000:5e:00.1/net/enp1s0")).unwrap();
+    let conf = |v: &str| json!({"cniVersion": v, "deviceID": "0000:5e:00.1"});
+
+    let result = add(&sb.context(POD, conf("1.1.0")), &kernel).unwrap();
+
+    assert_eq!(result["interfaces"][0]["mtu"], 1500);
+    assert_eq!(result["interfaces"][0]["pciID"], "0000:5e:00.1");
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    let ctx = sb.context(POD, conf("1.0.0"));
+    let delegate = Delegate::find_for_give_back("host-device", &ctx.env.path);
+    give_back(&kernel, &ctx, delegate.as_ref(), &store(&sb), &saved).unwrap();
+    let result = add(&ctx, &kernel).unwrap();
+    assert!(result["interfaces"][0].get("mtu").is_none(), "{result}");
+    assert!(result["interfaces"][0].get("pciID").is_none(), "{result}");
+}

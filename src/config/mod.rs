@@ -61,6 +61,9 @@ pub struct NetConf {
     pub kvp_pool_file: PathBuf,
     pub kvp_prefix_length: u8,
     pub prev_result: Option<Value>,
+    /// `runtimeConfig.CNIDeviceInfoFile`, where the workload's device information goes (only
+    /// under the device-info spec's directory; see `device_info`).
+    pub device_info_file: Option<PathBuf>,
     /// The node policy's kubelet checkpoint, and whether a selection that cannot be tied
     /// to a device-plugin allocation may pass (see `kubelet`).
     pub kubelet_checkpoint: PathBuf,
@@ -229,6 +232,7 @@ impl NetConf {
             )?,
             kvp_prefix_length: parse_prefix_length(raw.kvp_prefix_length.as_ref())?,
             prev_result: raw.prev_result,
+            device_info_file: raw.device_info_file.map(PathBuf::from),
             kubelet_checkpoint: policy.kubelet_checkpoint.clone(),
             allow_unverified_selection: policy.allow_unverified_selection,
             valid_attachments: raw.valid_attachments,

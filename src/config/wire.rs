@@ -14,6 +14,7 @@ pub(super) struct RawConf {
     pub(super) device_id: Option<String>,
     pub(super) pci_bus_id: Option<String>,
     pub(super) runtime_device_id: Option<String>,
+    pub(super) device_info_file: Option<String>,
     pub(super) device: Option<String>,
     pub(super) hwaddr: Option<String>,
     pub(super) ipam: Option<Value>,
@@ -34,9 +35,12 @@ pub(super) struct RawConf {
 impl RawConf {
     fn from_object(obj: &Map<String, Value>) -> Result<RawConf> {
         let string = |key: &str| optional_string(obj, key, key);
-        let runtime_device_id = match obj.get("runtimeConfig") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(rc)) => optional_string(rc, "deviceID", "runtimeConfig.deviceID")?,
+        let (runtime_device_id, device_info_file) = match obj.get("runtimeConfig") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(rc)) => (
+                optional_string(rc, "deviceID", "runtimeConfig.deviceID")?,
+                optional_string(rc, "CNIDeviceInfoFile", "runtimeConfig.CNIDeviceInfoFile")?,
+            ),
             Some(_) => return Err(wrong_type("runtimeConfig", "an object")),
         };
         let allow_default_route_device = optional_bool(obj, "allowDefaultRouteDevice")?;
@@ -55,6 +59,7 @@ impl RawConf {
             device_id: string("deviceID")?,
             pci_bus_id: string("pciBusID")?,
             runtime_device_id,
+            device_info_file,
             device: string("device")?,
             hwaddr: string("hwaddr")?,
             ipam: obj.get("ipam").cloned(),
