@@ -1,4 +1,5 @@
-//! Device identities (PCI address, MAC) and PCI → netdev resolution through sysfs.
+//! Which NIC a selector names: a PCI address, an auxiliary-bus device (a sub-function) or a
+//! kernel device path resolved to its netdev through sysfs, or a name or MAC asked of netlink.
 //!
 //! The sysfs root is a parameter so unit tests can build a fake tree in a temp dir; end-to-end
 //! tests bind-mount a fake tree over `/sys/bus/pci/devices` instead.
@@ -20,6 +21,12 @@ pub struct Selector {
     pub device: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hwaddr: Option<MacAddress>,
+    /// An auxiliary-bus device (`/sys/bus/auxiliary/devices/<id>`), given as `deviceID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auxiliary: Option<String>,
+    /// host-device's `kernelpath`: the device's path under `/sys/devices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_path: Option<String>,
 }
 
 impl Selector {
@@ -46,6 +53,12 @@ impl Selector {
         }
         if let Some(m) = &self.hwaddr {
             parts.push(format!("hwaddr {m}"));
+        }
+        if let Some(a) = &self.auxiliary {
+            parts.push(format!("auxiliary device {a}"));
+        }
+        if let Some(k) = &self.kernel_path {
+            parts.push(format!("kernel path {k}"));
         }
         parts.join(", ")
     }
@@ -82,28 +95,46 @@ impl Sysfs {
 
     /// Interface names the kernel lists under the PCI function (`.../net/<ifname>`), sorted.
     pub fn netdevs_of(&self, addr: &PciAddress) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.pci_device_dir(addr).join("net"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        names
+        sorted_names(&self.pci_device_dir(addr).join("net"))
     }
 
     /// The devices stacked on interface `ifname` of this namespace: its master (bridge,
     /// bond, team, VRF) and its children (VLAN, macvlan), from its `upper_*` links.
     pub fn uppers_of(&self, ifname: &str) -> Vec<String> {
-        let mut uppers: Vec<String> = std::fs::read_dir(self.root.join("class/net").join(ifname))
+        sorted_names(&self.root.join("class/net").join(ifname))
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
             .filter_map(|n| n.strip_prefix("upper_").map(str::to_owned))
-            .collect();
-        uppers.sort();
-        uppers
+            .collect()
+    }
+
+    /// Interface names the kernel lists under auxiliary device `id` (a sub-function), sorted;
+    /// `None` if there is no such device.
+    pub fn netdevs_of_auxiliary(&self, id: &str) -> Option<Vec<String>> {
+        let dir = self.root.join("bus/auxiliary/devices").join(id);
+        dir.exists().then(|| sorted_names(&dir.join("net")))
+    }
+
+    /// The interface whose `device` is the kernel device at `kernel_path` (`/sys/devices/...`),
+    /// found the way host-device does: through every `/sys/class/net/*/device` link.
+    pub fn netdev_of_kernel_path(&self, kernel_path: &str) -> Option<String> {
+        let wanted = self
+            .root
+            .join(kernel_path.strip_prefix("/sys/")?)
+            .canonicalize()
+            .ok()?;
+        sorted_names(&self.root.join("class/net"))
+            .into_iter()
+            .find(|name| {
+                let device = self.root.join("class/net").join(name).join("device");
+                device.canonicalize().is_ok_and(|d| d == wanted)
+            })
+    }
+
+    /// The userspace driver (DPDK's) a function without netdev is bound to, if it is.
+    pub fn userspace_driver_of(&self, addr: &PciAddress) -> Option<String> {
+        let driver = self.driver_of(addr)?;
+        (USERSPACE_DRIVERS.contains(&driver.as_str()) && self.netdevs_of(addr).is_empty())
+            .then_some(driver)
     }
 
     /// The physical function of a virtual function (its `physfn` link); `None` for a PF.
@@ -121,19 +152,10 @@ impl Sysfs {
     /// The one netdev of `addr`; `wanted` picks among several (a `device` selector).
     pub fn resolve_pci(&self, addr: &PciAddress, wanted: Option<&str>) -> Result<String, Error> {
         let names = self.netdevs_of(addr);
-        match (names.as_slice(), wanted) {
-            ([], _) => Err(self.explain_missing_netdev(addr)),
-            (names, Some(w)) if names.iter().any(|n| n == w) => Ok(w.to_owned()),
-            (names, Some(w)) => Err(Error::InvalidConfig(format!(
-                "conflicting selectors: \"device\" is {w} but PCI device {addr} has {}",
-                names.join(", ")
-            ))),
-            ([one], None) => Ok(one.clone()),
-            (many, None) => Err(Error::InvalidConfig(format!(
-                "PCI device {addr} has several interfaces ({}); set \"device\" to pick one",
-                many.join(", ")
-            ))),
+        if names.is_empty() {
+            return Err(self.explain_missing_netdev(addr));
         }
+        pick(&names, wanted, &format!("PCI device {addr}"))
     }
 
     /// Why a PCI function has no netdev: absent, bound to a userspace driver, or unbound.
@@ -168,10 +190,7 @@ pub struct Resolved {
 /// Finds the one host interface `selector` names. A PCI address goes through sysfs, a name
 /// straight to netlink, a MAC alone needs a link dump; every selector given must agree.
 pub fn resolve(selector: &Selector, sysfs: &Sysfs, nl: &dyn Links) -> Result<Resolved, Error> {
-    let name = match &selector.pci {
-        Some(addr) => Some(sysfs.resolve_pci(addr, selector.device.as_deref())?),
-        None => selector.device.clone(),
-    };
+    let name = name_from_sysfs(selector, sysfs)?.or_else(|| selector.device.clone());
     let link = match (&name, &selector.hwaddr) {
         (Some(n), _) => nl.link_by_name(n)?.ok_or_else(|| {
             Error::device_not_found(format!(
@@ -204,6 +223,84 @@ pub fn resolve(selector: &Selector, sysfs: &Sysfs, nl: &dyn Links) -> Result<Res
         link,
         pci: selector.pci.clone(),
     })
+}
+
+/// The interface name sysfs gives for the PCI, auxiliary or kernel-path selector, checked
+/// against every other selector given.
+fn name_from_sysfs(selector: &Selector, sysfs: &Sysfs) -> Result<Option<String>, Error> {
+    let wanted = selector.device.as_deref();
+    let mut names: Vec<(String, String)> = Vec::new();
+    if let Some(addr) = &selector.pci {
+        names.push((
+            format!("PCI device {addr}"),
+            sysfs.resolve_pci(addr, wanted)?,
+        ));
+    }
+    if let Some(id) = &selector.auxiliary {
+        let netdevs = sysfs.netdevs_of_auxiliary(id).ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "\"deviceID\" {id:?} is not a PCI address, and no auxiliary device has that name"
+            ))
+        })?;
+        names.push((
+            format!("auxiliary device {id}"),
+            pick(&netdevs, wanted, id)?,
+        ));
+    }
+    if let Some(path) = &selector.kernel_path {
+        let name = sysfs.netdev_of_kernel_path(path).ok_or_else(|| {
+            Error::device_not_found(format!("no interface has the kernel device {path}"))
+        })?;
+        names.push((format!("kernel path {path}"), name));
+    }
+    if let (Some(w), Some((what, other))) = (
+        wanted,
+        names.iter().find(|(_, n)| Some(n.as_str()) != wanted),
+    ) {
+        return Err(Error::InvalidConfig(format!(
+            "conflicting selectors: \"device\" is {w} but {what} is {other}"
+        )));
+    }
+    match names.as_slice() {
+        [] => Ok(None),
+        [(_, name)] => Ok(Some(name.clone())),
+        [(a, first), rest @ ..] => match rest.iter().find(|(_, n)| n != first) {
+            Some((b, other)) => Err(Error::InvalidConfig(format!(
+                "conflicting selectors: {a} is {first} but {b} is {other}"
+            ))),
+            None => Ok(Some(first.clone())),
+        },
+    }
+}
+
+/// The one netdev of a device (`wanted` picks among several).
+fn pick(netdevs: &[String], wanted: Option<&str>, what: &str) -> Result<String, Error> {
+    match (netdevs, wanted) {
+        ([], _) => Err(Error::device_not_found(format!(
+            "{what} has no network interface"
+        ))),
+        (_, Some(w)) if netdevs.iter().any(|n| n == w) => Ok(w.to_owned()),
+        (_, Some(w)) => Err(Error::InvalidConfig(format!(
+            "conflicting selectors: \"device\" is {w} but {what} has {}",
+            netdevs.join(", ")
+        ))),
+        ([one], None) => Ok(one.clone()),
+        (many, None) => Err(Error::InvalidConfig(format!(
+            "{what} has several interfaces ({}); set \"device\" to pick one",
+            many.join(", ")
+        ))),
+    }
+}
+
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
 }
 
 #[cfg(test)]
@@ -299,5 +396,67 @@ mod tests {
         }
         assert_eq!(fake.sysfs().uppers_of("enp1s0"), ["br0", "enp1s0.100"]);
         assert!(fake.sysfs().uppers_of("eth9").is_empty());
+    }
+
+    #[test]
+    fn kernel_paths_resolve_through_the_device_links_of_the_interfaces() {
+        let fake = FakeSysfs::new();
+        let root = fake.dir.path();
+        let device = root.join("devices/pci0000:00/0000:00:1f.6");
+        std::fs::create_dir_all(&device).unwrap();
+        for (name, target) in [
+            ("eno1", device.clone()),
+            ("eno2", root.join("devices/other")),
+        ] {
+            std::fs::create_dir_all(&target).unwrap();
+            let net = root.join("class/net").join(name);
+            std::fs::create_dir_all(&net).unwrap();
+            std::os::unix::fs::symlink(&target, net.join("device")).unwrap();
+        }
+        let sys = fake.sysfs();
+        assert_eq!(
+            sys.netdev_of_kernel_path("/sys/devices/pci0000:00/0000:00:1f.6")
+                .as_deref(),
+            Some("eno1")
+        );
+        assert_eq!(
+            sys.netdev_of_kernel_path("/sys/devices/pci0000:00/0000:00:1f.7"),
+            None
+        );
+        let selector = Selector {
+            kernel_path: Some("/sys/devices/pci0000:00/0000:00:1f.6".into()),
+            device: Some("eno2".into()),
+            ..Selector::default()
+        };
+        let err = name_from_sysfs(&selector, &sys).unwrap_err();
+        assert!(err.to_string().contains("conflicting selectors"), "{err}");
+    }
+
+    #[test]
+    fn auxiliary_devices_resolve_through_their_net_entry() {
+        let fake = FakeSysfs::new();
+        let sf = fake
+            .dir
+            .path()
+            .join("bus/auxiliary/devices/mlx5_core.sf.2/net/enp3s0f0s2");
+        std::fs::create_dir_all(sf).unwrap();
+        let sys = fake.sysfs();
+        let selector = |id: &str| Selector {
+            auxiliary: Some(id.into()),
+            ..Selector::default()
+        };
+        assert_eq!(
+            name_from_sysfs(&selector("mlx5_core.sf.2"), &sys)
+                .unwrap()
+                .as_deref(),
+            Some("enp3s0f0s2")
+        );
+        let err = name_from_sysfs(&selector("mlx5_core.sf.9"), &sys).unwrap_err();
+        assert_eq!(err.code() as u32, 7);
+        assert!(
+            err.to_string()
+                .contains("no auxiliary device has that name"),
+            "{err}"
+        );
     }
 }

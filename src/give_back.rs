@@ -34,6 +34,13 @@ pub fn give_back(
     store: &StateStore,
     state: &AttachmentState,
 ) -> Result<()> {
+    if let Some(driver) = &state.userspace_driver {
+        log_info!(
+            "releasing the claim on {} ({driver}): nothing was moved",
+            state.device_key()
+        );
+        return store.remove(state);
+    }
     let Some(link) = bring_to_host(kernel, ctx, delegate, state)? else {
         // Nowhere to be found: a virtual device destroyed with its netns, or hot-unplugged.
         log_error!(

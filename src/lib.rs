@@ -28,6 +28,7 @@ pub mod lock_wait;
 pub mod log;
 pub mod netlink;
 pub mod netns;
+pub mod passthrough;
 pub mod pod_addresses;
 pub mod policy;
 pub mod rdma;

@@ -234,6 +234,7 @@ fn recovered_state(
         pod_ifname,
         staging_name: None,
         rdma_devices: Vec::new(),
+        userspace_driver: None,
         pod: PodRef::default(),
         created: crate::log::timestamp(),
     })
@@ -278,6 +279,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
         pod_ifname: entry.host_interface_name.clone(),
         staging_name: None,
         rdma_devices: Vec::new(),
+        userspace_driver: None,
         pod: PodRef::default(),
         created: String::new(),
     }

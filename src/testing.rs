@@ -185,6 +185,7 @@ pub fn attachment(
         pod_ifname: pod_ifname.into(),
         staging_name: None,
         rdma_devices: Vec::new(),
+        userspace_driver: None,
         pod: Default::default(),
         created: String::new(),
     }

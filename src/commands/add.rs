@@ -11,13 +11,14 @@ use crate::config::PodInterfaceName;
 use crate::context::Context;
 use crate::delegate::{Delegate, Started};
 use crate::device::{self, Resolved};
-use crate::device_id::DeviceError;
+use crate::device_id::{DeviceError, PciAddress};
 use crate::device_info;
 use crate::error::Error;
 use crate::fault;
 use crate::give_back::give_back;
 use crate::kernel::Kernel;
 use crate::netlink::{Link, LinkChange, Links};
+use crate::passthrough;
 use crate::pod_addresses;
 use crate::rdma;
 use crate::snapshot::{apply_routes, HostInterface};
@@ -52,7 +53,13 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     }
 
     let host = kernel.host()?;
-    let (Resolved { link, pci }, _device_lock) = resolve_and_lock(ctx, kernel, &store)?;
+    let (Resolved { link, pci }, _device_lock) = match resolve_and_lock(ctx, kernel, &store)? {
+        Found::Netdev(resolved, lock) => (resolved, lock),
+        Found::Userspace { pci, driver, lock } => {
+            let _device_lock = lock;
+            return passthrough::attach(ctx, &store, &pci, &driver);
+        }
+    };
     let captured = HostInterface::capture(host, &link)?;
     admission::ensure_not_the_hosts_own(ctx, kernel, &captured)?;
     // One socket in the pod serves every question and change ADD makes there.
@@ -129,7 +136,7 @@ fn roll_back(
 
 fn attachment_state(
     ctx: &Context,
-    pci_address: Option<crate::device_id::PciAddress>,
+    pci_address: Option<PciAddress>,
     host: HostInterface,
     naming: Naming,
     rdma_devices: Vec<String>,
@@ -148,6 +155,7 @@ fn attachment_state(
         pod_ifname: naming.pod_ifname,
         staging_name: naming.staging_name,
         rdma_devices,
+        userspace_driver: None,
         pod: PodRef {
             namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
             name: env.arg("K8S_POD_NAME").map(str::to_owned),
@@ -157,14 +165,21 @@ fn attachment_state(
     }
 }
 
+/// What the selection found, with the device's lock held.
+enum Found {
+    Netdev(Resolved, Lock),
+    /// A PCI function bound to a userspace (DPDK) driver: it has no netdev to move.
+    Userspace {
+        pci: PciAddress,
+        driver: String,
+        lock: Lock,
+    },
+}
+
 /// Finds the selected device and takes its lock; the link is read under the lock, since
 /// another ADD may have taken the device meanwhile. A PCI address is the device's key before
 /// netlink is asked, so then the lock comes first and the link is read once.
-fn resolve_and_lock(
-    ctx: &Context,
-    kernel: &dyn Kernel,
-    store: &StateStore,
-) -> Result<(Resolved, Lock)> {
+fn resolve_and_lock(ctx: &Context, kernel: &dyn Kernel, store: &StateStore) -> Result<Found> {
     let selector = &ctx.conf.selector;
     let host = kernel.host()?;
     let resolve = || device::resolve(selector, kernel.sysfs(), host);
@@ -172,9 +187,19 @@ fn resolve_and_lock(
         let key = state::pci_key(pci);
         let lock = store.lock_device(&key)?;
         ensure_unclaimed(ctx, kernel, store, &key, &selector.describe(), true)?;
-        let resolved = resolve()?;
+        let resolved = match resolve() {
+            Ok(resolved) => resolved,
+            // Asked only once resolving failed: the common case costs nothing more.
+            Err(e) => match kernel.sysfs().userspace_driver_of(pci) {
+                Some(driver) => {
+                    let pci = pci.clone();
+                    return Ok(Found::Userspace { pci, driver, lock });
+                }
+                None => return Err(e),
+            },
+        };
         crate::log::set_device(&resolved.link.name);
-        return Ok((resolved, lock));
+        return Ok(Found::Netdev(resolved, lock));
     }
     let Resolved { link, pci } = resolve()?;
     crate::log::set_device(&link.name);
@@ -184,13 +209,13 @@ fn resolve_and_lock(
         // Given back under its host name: find it again.
         let resolved = resolve()?;
         crate::log::set_device(&resolved.link.name);
-        return Ok((resolved, lock));
+        return Ok(Found::Netdev(resolved, lock));
     }
     let link = host
         .link_by_index(link.index)?
         .filter(|l| l.name == link.name)
         .ok_or_else(|| Error::device_not_found(format!("{} left the host meanwhile", link.name)))?;
-    Ok((Resolved { link, pci }, lock))
+    Ok(Found::Netdev(Resolved { link, pci }, lock))
 }
 
 struct Naming {

@@ -403,3 +403,73 @@ fn a_1_1_result_tells_the_nics_mtu_and_pci_address_and_older_ones_do_not() {
     assert!(result["interfaces"][0].get("mtu").is_none(), "{result}");
     assert!(result["interfaces"][0].get("pciID").is_none(), "{result}");
 }
+
+/// A PCI function in the sandbox's sysfs, bound to `driver` (if any), with no netdev.
+fn function_without_netdev(sb: &Sandbox, pci: &str, driver: Option<&str>) {
+    let dev = sb.path().join("bus/pci/devices").join(pci);
+    std::fs::create_dir_all(&dev).unwrap();
+    if let Some(d) = driver {
+        let drv = sb.path().join("bus/pci/drivers").join(d);
+        std::fs::create_dir_all(&drv).unwrap();
+        std::os::unix::fs::symlink(&drv, dev.join("driver")).unwrap();
+    }
+}
+
+#[test]
+fn a_dpdk_bound_function_is_claimed_for_the_pod_without_moving_anything() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    function_without_netdev(&sb, "0000:5e:00.3", Some("vfio-pci"));
+    let ctx = sb.context(
+        POD,
+        json!({"cniVersion": "1.1.0", "deviceID": "0000:5e:00.3"}),
+    );
+
+    let result = add(&ctx, &kernel).unwrap();
+
+    assert_eq!(
+        result["interfaces"],
+        json!([{"name": "net1", "sandbox": POD, "pciID": "0000:5e:00.3"}])
+    );
+    assert!(result.get("ips").is_none());
+    assert!(
+        sb.calls().is_empty() && kernel.journal().is_empty(),
+        "nothing moved"
+    );
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    assert_eq!(saved.userspace_driver.as_deref(), Some("vfio-pci"));
+
+    let mut second = sb.context(POD, json!({"deviceID": "0000:5e:00.3"}));
+    second.env.container_id = "c2".into();
+    assert_eq!(
+        add(&second, &kernel).unwrap_err().code() as u32,
+        101,
+        "one device, one pod"
+    );
+
+    give_back(&kernel, &ctx, None, &store(&sb), &saved).unwrap();
+    assert_eq!(
+        store(&sb).attachments().unwrap(),
+        vec![],
+        "DEL releases the claim"
+    );
+    assert!(kernel.journal().is_empty());
+}
+
+#[test]
+fn a_function_bound_to_no_driver_stays_an_error() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    function_without_netdev(&sb, "0000:5e:00.4", None);
+
+    let err = add(
+        &sb.context(POD, json!({"deviceID": "0000:5e:00.4"})),
+        &kernel,
+    )
+    .unwrap_err();
+
+    assert_eq!(err.code() as u32, 100, "{err}");
+    assert!(err.to_string().contains("not bound to any driver"), "{err}");
+}

@@ -36,6 +36,14 @@ pub fn check(ctx: &Context, kernel: &dyn Kernel) -> Result<()> {
                 ctx.env.container_id, ctx.env.ifname
             ))
         })?;
+    if let (Some(driver), Some(pci)) = (&state.userspace_driver, &state.pci_address) {
+        return match kernel.sysfs().userspace_driver_of(pci) {
+            Some(_) => Ok(()),
+            None => Err(Error::CheckFailed(format!(
+                "{pci} is no longer bound to {driver} without a network interface"
+            ))),
+        };
+    }
     // ADD's result names the NIC by CNI_IFNAME when the NIC answers to it, else by its name.
     let listed = prev.interfaces.iter().any(|i| {
         let name = i.get("name").and_then(|n| n.as_str());

@@ -160,6 +160,7 @@ impl NetConf {
             ],
             raw.device,
             raw.hwaddr,
+            raw.kernel_path,
         )?;
         let ipam = match raw.ipam {
             None | Some(Value::Null) => None,
@@ -289,17 +290,27 @@ fn parse_selector(
     pci_fields: [(&str, Option<String>); 3],
     device: Option<String>,
     hwaddr: Option<String>,
+    kernel_path: Option<String>,
 ) -> Result<Selector> {
     let mut pci: Option<(&str, PciAddress)> = None;
+    let mut auxiliary: Option<String> = None;
     for (field, value) in pci_fields {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             continue;
         };
-        let addr = PciAddress::parse(&value).map_err(|reason| {
-            Error::InvalidConfig(format!(
-                "\"{field}\" {value:?} is not a PCI address: {reason}"
-            ))
-        })?;
+        let addr = match PciAddress::parse(&value) {
+            Ok(addr) => addr,
+            // A device id may also name an auxiliary-bus device (a sub-function).
+            Err(_) if field != "pciBusID" && is_auxiliary_name(&value) => {
+                auxiliary = Some(value);
+                continue;
+            }
+            Err(reason) => {
+                return Err(Error::InvalidConfig(format!(
+                    "\"{field}\" {value:?} is not a PCI address: {reason}"
+                )))
+            }
+        };
         match &pci {
             Some((first, seen)) if *seen != addr => {
                 return Err(Error::InvalidConfig(format!(
@@ -321,12 +332,33 @@ fn parse_selector(
         })?),
         None => None,
     };
+    let kernel_path = kernel_path.filter(|k| !k.is_empty());
+    if let Some(k) = &kernel_path {
+        if !k.starts_with("/sys/devices/") || k.split('/').any(|c| c == "..") {
+            return Err(Error::InvalidConfig(format!(
+                "\"kernelpath\" {k:?} must be a path under /sys/devices without \"..\""
+            )));
+        }
+    }
     let selector = Selector {
         pci: pci.map(|(_, a)| a),
         device,
         hwaddr,
+        auxiliary,
+        kernel_path,
     };
     Ok(selector)
+}
+
+/// An auxiliary-bus device name, `<module>.<device>.<id>` (`mlx5_core.sf.2`): nothing that
+/// could walk out of `/sys/bus/auxiliary/devices`, and no colon, which PCI addresses have.
+fn is_auxiliary_name(value: &str) -> bool {
+    value.contains('.')
+        && value != ".."
+        && !value.starts_with('.')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn absolute_path(field: &str, value: Option<&str>) -> Result<Option<PathBuf>> {

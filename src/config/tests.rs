@@ -312,3 +312,39 @@ fn kvp_ipoib_ipams_pool_is_the_policys_too() {
                        "ipam": {"type": "host-local", "poolFile": "/etc/shadow"}});
     assert!(parse(other).is_ok());
 }
+
+#[test]
+fn device_ids_may_name_auxiliary_devices_and_kernelpath_is_a_sys_devices_path() {
+    let c =
+        parse(json!({"cniVersion": "1.0.0", "name": "n", "deviceID": "mlx5_core.sf.2"})).unwrap();
+    assert_eq!(c.selector.auxiliary.as_deref(), Some("mlx5_core.sf.2"));
+    assert!(c.selector.pci.is_none());
+    for bad in [
+        "../x",
+        "a/b.c",
+        "..",
+        ".x",
+        "0000:5e:00.8",
+        "not-a-pci-address",
+    ] {
+        let e = parse(json!({"cniVersion": "1.0.0", "name": "n", "deviceID": bad})).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{bad}");
+    }
+    let e = parse(json!({"cniVersion": "1.0.0", "name": "n", "pciBusID": "mlx5_core.sf.2"}))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("is not a PCI address"),
+        "pciBusID is PCI only: {e}"
+    );
+    let c = parse(json!({"cniVersion": "1.0.0", "name": "n",
+                         "kernelpath": "/sys/devices/pci0000:00/0000:00:1f.6"}))
+    .unwrap();
+    assert_eq!(
+        c.selector.kernel_path.as_deref(),
+        Some("/sys/devices/pci0000:00/0000:00:1f.6")
+    );
+    for bad in ["/etc/passwd", "/sys/devices/../../etc", "sys/devices/x"] {
+        let e = parse(json!({"cniVersion": "1.0.0", "name": "n", "kernelpath": bad})).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{bad}");
+    }
+}

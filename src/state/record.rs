@@ -44,6 +44,10 @@ pub struct AttachmentState {
     /// RDMA devices bound to the netdev (moved with it in exclusive netns mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdma_devices: Vec<String>,
+    /// The userspace (DPDK) driver of a PCI function attached without a netdev: nothing was
+    /// moved, the attachment only claims the function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userspace_driver: Option<String>,
     #[serde(default)]
     pub pod: PodRef,
     pub created: String,

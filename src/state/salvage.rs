@@ -35,6 +35,7 @@ impl AttachmentState {
             pod_ifname: string("podIfname").unwrap_or_else(|| ifname.to_owned()),
             staging_name: string("stagingName"),
             rdma_devices: salvage_as(&text, "rdmaDevices").unwrap_or_default(),
+            userspace_driver: salvage_string(&text, "userspaceDriver"),
             pod: PodRef::default(),
             created: String::new(),
         };

@@ -53,6 +53,7 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
         pod_ifname: "enp94s0f1".into(),
         staging_name: None,
         rdma_devices: Vec::new(),
+        userspace_driver: None,
         pod: PodRef::default(),
         created: "2026-11-23T00:00:00.000Z".into(),
     }

@@ -1,0 +1,73 @@
+//! PCI functions bound to a userspace driver (`vfio-pci`, `uio_pci_generic`, `igb_uio`: DPDK
+//! and friends) have no netdev to move. As host-device's DPDK mode does, ADD succeeds without
+//! moving anything; unlike it, the function is still claimed for this attachment (one
+//! device, one pod), and DEL releases the claim. The pod reaches the function through its
+//! device plugin's mounts (`/dev/vfio/...`), not through the network namespace.
+
+use serde_json::{Map, Value};
+
+use crate::cni::CniResult;
+use crate::context::Context;
+use crate::device_id::PciAddress;
+use crate::error::Error;
+use crate::log_info;
+use crate::snapshot::HostInterface;
+use crate::state::{AttachmentState, PodRef, StateStore, SCHEMA_VERSION};
+
+/// Claims `pci` for this attachment and returns the result: an interface entry for the pod
+/// (its sandbox and, at 1.1.0, its PCI address), no addresses.
+pub fn attach(
+    ctx: &Context,
+    store: &StateStore,
+    pci: &PciAddress,
+    driver: &str,
+) -> Result<Value, Error> {
+    let state = claim(ctx, pci, driver);
+    store.save(&state)?;
+    log_info!("{pci} is bound to {driver}: claimed for the pod, nothing to move");
+    let mut interface = Map::new();
+    interface.insert("name".into(), Value::String(ctx.env.ifname.clone()));
+    interface.insert("sandbox".into(), Value::String(ctx.env.netns.clone()));
+    interface.insert("pciID".into(), Value::String(pci.as_str().to_owned()));
+    let result = CniResult {
+        interfaces: vec![interface],
+        ..CniResult::default()
+    };
+    Ok(result.to_json(ctx.version()))
+}
+
+/// The state of such an attachment: the function and its driver, no host interface.
+fn claim(ctx: &Context, pci: &PciAddress, driver: &str) -> AttachmentState {
+    let (env, conf) = (&ctx.env, &ctx.conf);
+    AttachmentState {
+        schema: SCHEMA_VERSION,
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+        network: conf.name.clone(),
+        cni_version: conf.cni_version.as_str().to_owned(),
+        netns: env.netns.clone(),
+        selector: conf.selector.clone(),
+        pci_address: Some(pci.clone()),
+        host: HostInterface {
+            name: String::new(),
+            ifindex: 0,
+            mac: None,
+            mtu: 0,
+            up: false,
+            alias: None,
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            master: None,
+        },
+        pod_ifname: env.ifname.clone(),
+        staging_name: None,
+        rdma_devices: Vec::new(),
+        userspace_driver: Some(driver.to_owned()),
+        pod: PodRef {
+            namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
+            name: env.arg("K8S_POD_NAME").map(str::to_owned),
+            uid: env.arg("K8S_POD_UID").map(str::to_owned),
+        },
+        created: crate::log::timestamp(),
+    }
+}
