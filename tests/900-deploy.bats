@@ -78,6 +78,8 @@ check_nad() {
     jq -e 'type == "object"' <<<"$config" >/dev/null 2>&1 || die "$where: spec.config is not a JSON object: $config"
     assert_json .type amd-host-device "$config"
     assert_json .cniVersion 0.3.1 "$config"
+    # the workload learns which NIC and RDMA device it got (device-info, via Multus)
+    assert_json '.capabilities.CNIDeviceInfoFile' true "$config"
     [[ $(jq -r .name <<<"$config") == $(jq -r .metadata.name <<<"$nad") ]] ||
         die "$where: config name $(jq -r .name <<<"$config") differs from metadata.name $(jq -r .metadata.name <<<"$nad")"
     # Multus injects the device: a NAD that names one would hand every pod the same NIC
