@@ -12,7 +12,7 @@ use crate::device_id::PciAddress;
 use crate::error::Error;
 use crate::log_info;
 use crate::snapshot::HostInterface;
-use crate::state::{AttachmentState, PodRef, StateStore, SCHEMA_VERSION};
+use crate::state::{AttachmentState, StateStore};
 
 /// Claims `pci` for this attachment and returns the result: an interface entry for the pod
 /// (its sandbox and, at 1.1.0, its PCI address), no addresses.
@@ -38,36 +38,19 @@ pub fn attach(
 
 /// The state of such an attachment: the function and its driver, no host interface.
 fn claim(ctx: &Context, pci: &PciAddress, driver: &str) -> AttachmentState {
-    let (env, conf) = (&ctx.env, &ctx.conf);
+    let no_netdev = HostInterface {
+        name: String::new(),
+        ifindex: 0,
+        mac: None,
+        mtu: 0,
+        up: false,
+        alias: None,
+        addresses: Vec::new(),
+        routes: Vec::new(),
+        master: None,
+    };
     AttachmentState {
-        schema: SCHEMA_VERSION,
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-        network: conf.name.clone(),
-        cni_version: conf.cni_version.as_str().to_owned(),
-        netns: env.netns.clone(),
-        selector: conf.selector.clone(),
-        pci_address: Some(pci.clone()),
-        host: HostInterface {
-            name: String::new(),
-            ifindex: 0,
-            mac: None,
-            mtu: 0,
-            up: false,
-            alias: None,
-            addresses: Vec::new(),
-            routes: Vec::new(),
-            master: None,
-        },
-        pod_ifname: env.ifname.clone(),
-        staging_name: None,
-        rdma_devices: Vec::new(),
         userspace_driver: Some(driver.to_owned()),
-        pod: PodRef {
-            namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
-            name: env.arg("K8S_POD_NAME").map(str::to_owned),
-            uid: env.arg("K8S_POD_UID").map(str::to_owned),
-        },
-        created: crate::log::timestamp(),
+        ..ctx.new_attachment(no_netdev, Some(pci.clone()))
     }
 }

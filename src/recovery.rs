@@ -222,21 +222,8 @@ fn recovered_state(
         }
     );
     Some(AttachmentState {
-        schema: SCHEMA_VERSION,
-        container_id: ctx.env.container_id.clone(),
-        ifname: ctx.env.ifname.clone(),
-        network: ctx.conf.name.clone(),
-        cni_version: ctx.conf.cni_version.as_str().to_owned(),
-        netns: ctx.env.netns.clone(),
-        selector: ctx.conf.selector.clone(),
-        pci_address: identity.pci.clone(),
-        host,
         pod_ifname,
-        staging_name: None,
-        rdma_devices: Vec::new(),
-        userspace_driver: None,
-        pod: PodRef::default(),
-        created: crate::log::timestamp(),
+        ..ctx.new_attachment(host, identity.pci.clone())
     })
 }
 

@@ -23,7 +23,7 @@ use crate::pod_addresses;
 use crate::rdma;
 use crate::snapshot::{apply_routes, HostInterface};
 use crate::stale_claims::{ensure_unclaimed, Claimed};
-use crate::state::{self, AttachmentState, Lock, PodRef, StateStore};
+use crate::state::{self, AttachmentState, Lock, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -141,27 +141,11 @@ fn attachment_state(
     naming: Naming,
     rdma_devices: Vec<String>,
 ) -> AttachmentState {
-    let (env, conf) = (&ctx.env, &ctx.conf);
     AttachmentState {
-        schema: state::SCHEMA_VERSION,
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-        network: conf.name.clone(),
-        cni_version: conf.cni_version.as_str().to_owned(),
-        netns: env.netns.clone(),
-        selector: conf.selector.clone(),
-        pci_address,
-        host,
         pod_ifname: naming.pod_ifname,
         staging_name: naming.staging_name,
         rdma_devices,
-        userspace_driver: None,
-        pod: PodRef {
-            namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
-            name: env.arg("K8S_POD_NAME").map(str::to_owned),
-            uid: env.arg("K8S_POD_UID").map(str::to_owned),
-        },
-        created: crate::log::timestamp(),
+        ..ctx.new_attachment(host, pci_address)
     }
 }
 

@@ -71,12 +71,7 @@ impl Netlink {
         attrs: RtBuffer<Ifla, neli::types::Buffer>,
         what: &str,
     ) -> Result<Option<Link>> {
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| super::build_error(what, e))?;
+        let msg = ifinfomsg(index, attrs, what)?;
         match self.exchange(Rtm::Getlink, NlmF::empty(), msg, what) {
             Ok(links) => Ok(links.iter().find_map(parse_link)),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -122,12 +117,7 @@ impl Netlink {
         attrs: RtBuffer<Ifla, neli::types::Buffer>,
         what: &str,
     ) -> Result<()> {
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| super::build_error(what, e))?;
+        let msg = ifinfomsg(index, attrs, what)?;
         self.exchange(Rtm::UnrecognizedConst(ty), NlmF::empty(), msg, what)?;
         Ok(())
     }
@@ -200,6 +190,20 @@ fn parse_link(msg: &Ifinfomsg) -> Option<Link> {
             .filter(|p| !p.is_empty()),
         altnames: altnames(msg),
     })
+}
+
+/// A link request for link `index` (0: the link the attributes name) with `attrs`.
+fn ifinfomsg(
+    index: i32,
+    attrs: RtBuffer<Ifla, neli::types::Buffer>,
+    what: &str,
+) -> Result<Ifinfomsg> {
+    IfinfomsgBuilder::default()
+        .ifi_family(RtAddrFamily::Unspecified)
+        .ifi_index(index)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|e| super::build_error(what, e))
 }
 
 /// `IFLA_PROP_LIST { IFLA_ALT_IFNAME altname }`.
