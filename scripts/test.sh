@@ -3,8 +3,9 @@
 # Runs every check of amd-host-device:
 #   cargo fmt --check, cargo clippy (-D warnings, every feature), cargo test,
 #   cargo build --features test-faults (the crash-injection points the
-#   end-to-end suite needs; never in a deployable build), and, as root, the
-#   end-to-end bats suite in tests/.
+#   end-to-end suite needs; never in a deployable build), cargo build -p
+#   ahd-cri-client (the CRI client of tests/820-containerd-cri.bats), and, as
+#   root, the end-to-end bats suite in tests/.
 #
 # Usage: scripts/test.sh [bats arguments]   (default: tests/)
 # Env:   AMD_HOST_DEVICE_BIN  plugin binary the bats suite uses
@@ -47,7 +48,10 @@ step() {
 }
 
 ensure_packages() {
-    local -a wanted=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux podman runc busybox-static python3-yaml)
+    # containerd: 820-containerd-cri.bats; protobuf-compiler: its CRI client's build
+    # (k8s-cri runs protoc); gcc + libc6-dev: its static pause image.
+    local -a wanted=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux podman runc busybox-static python3-yaml
+        containerd protobuf-compiler gcc libc6-dev)
     local -a missing=()
     local p
     for p in "${wanted[@]}"; do
@@ -130,6 +134,8 @@ FAILED=$((FAILED + CARGO_TEST_FAILED))
 
 BUILD_OK=1
 step "cargo build --features test-faults" cargo build --features test-faults || BUILD_OK=0
+# The CRI client 820-containerd-cri.bats drives containerd with (a test-only member).
+step "cargo build -p ahd-cri-client" cargo build -p ahd-cri-client || true
 
 BATS_PASSED=0
 BATS_FAILED=0
