@@ -192,7 +192,7 @@ normalised_nad() {
             n=$((n + 1))
         done
     done < <(grep -E '^COPY ' "$df" | grep -v -- '--from=' | sed -E 's/^COPY( --[a-z]+=[^ ]+)* //; s/ [^ ]+$//')
-    ((n == 5)) || die "expected 5 context sources (Cargo.toml Cargo.lock src scripts/bench install.sh), found $n"
+    ((n == 6)) || die "expected 6 context sources (Cargo.toml Cargo.lock src scripts/bench tests/cri-client install.sh), found $n"
 }
 
 ###########################################################################
