@@ -102,27 +102,9 @@ done
 # tools
 ###########################################################################
 
-ensure_packages() {
-    local -a wanted=(containernetworking-plugins iproute2 jq gcc libc6-dev util-linux coreutils findutils)
-    local -a missing=()
-    local p
-    command -v dpkg-query >/dev/null || return 0
-    for p in "${wanted[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$p")
-        fi
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ -n ${NO_APT:-} ]] || ! command -v apt-get >/dev/null; then
-        say "missing packages (not installing, NO_APT set or no apt-get): ${missing[*]}"
-        return 0
-    fi
-    say "installing ${missing[*]}"
-    apt-get -o DPkg::Lock::Timeout=600 update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends "${missing[@]}" >&2
-}
-ensure_packages
+# shellcheck source=scripts/packages.sh
+source "$REPO/scripts/packages.sh"
+ensure_packages containernetworking-plugins iproute2 jq gcc libc6-dev util-linux coreutils findutils
 
 for tool in ip jq nsenter unshare cc find xargs; do
     command -v "$tool" >/dev/null || die "needs $tool (apt-get install iproute2 jq util-linux gcc libc6-dev findutils)"

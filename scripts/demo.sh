@@ -33,16 +33,9 @@ fail() {
 [[ $(id -u) -eq 0 ]] || fail "run as root (it creates network/mount namespaces): sudo $0"
 
 # ---------------------------------------------------------------- packages
-missing=()
-for p in containernetworking-plugins iproute2 jq util-linux; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    [[ -z ${NO_APT:-} ]] || fail "missing packages: ${missing[*]}"
-    section "installing ${missing[*]}"
-    apt-get -o DPkg::Lock::Timeout=600 update
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/packages.sh
+source "$REPO/scripts/packages.sh"
+ensure_packages containernetworking-plugins iproute2 jq util-linux
 CNI_BIN_DIR=/usr/lib/cni
 [[ -x $CNI_BIN_DIR/host-device ]] || fail "$CNI_BIN_DIR/host-device not found (containernetworking-plugins)"
 

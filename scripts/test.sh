@@ -47,28 +47,13 @@ step() {
     fi
 }
 
-ensure_packages() {
-    # containerd: 820-containerd-cri.bats; protobuf-compiler: its CRI client's build
-    # (k8s-cri runs protoc); gcc + libc6-dev: its static pause image.
-    local -a wanted=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux podman runc busybox-static python3-yaml
-        containerd protobuf-compiler gcc libc6-dev)
-    local -a missing=()
-    local p
-    for p in "${wanted[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$p")
-        fi
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    if [[ -n ${NO_APT:-} ]] || ! command -v apt-get >/dev/null; then
-        say "missing packages (not installing): ${missing[*]}"
-        return 0
-    fi
-    header "installing ${missing[*]}"
-    # Wait for a dpkg lock held by another apt run instead of failing.
-    apt-get -o DPkg::Lock::Timeout=600 update
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+
+# containerd: 820-containerd-cri.bats; protobuf-compiler: its CRI client's build (k8s-cri
+# runs protoc); gcc + libc6-dev: its static pause image.
+TEST_PACKAGES=(bats bats-assert bats-support containernetworking-plugins jq iproute2 util-linux
+    podman runc busybox-static python3-yaml containerd protobuf-compiler gcc libc6-dev)
 
 # cargo test, counting the individual Rust tests.
 cargo_tests() {
@@ -112,7 +97,7 @@ IS_ROOT=0
 [[ $(id -u) -eq 0 ]] && IS_ROOT=1
 
 if [[ $IS_ROOT -eq 1 ]]; then
-    ensure_packages
+    ensure_packages "${TEST_PACKAGES[@]}"
 fi
 
 step "cargo fmt --check" cargo fmt --all -- --check || true
