@@ -17,6 +17,8 @@ use crate::{log_debug, log_error, log_info};
 
 /// The only directory device-info files are written in.
 pub const DEVICE_INFO_DIR: &str = "/var/run/k8s.cni.cncf.io/devinfo/cni";
+/// The same directory where `/var/run` is `/run`, as spelled by runtimes that say `/run`.
+const DEVICE_INFO_DIR_UNDER_RUN: &str = "/run/k8s.cni.cncf.io/devinfo/cni";
 
 /// The spec's document for a PCI function.
 pub fn document(pci: &PciAddress, rdma_devices: &[String], pf: Option<&PciAddress>) -> Value {
@@ -32,7 +34,8 @@ pub fn document(pci: &PciAddress, rdma_devices: &[String], pf: Option<&PciAddres
 
 /// Whether `path` is a file directly inside [`DEVICE_INFO_DIR`] (no `..`, no deeper).
 pub fn is_allowed(path: &Path) -> bool {
-    path.parent() == Some(Path::new(DEVICE_INFO_DIR))
+    let dir = path.parent();
+    (dir == Some(Path::new(DEVICE_INFO_DIR)) || dir == Some(Path::new(DEVICE_INFO_DIR_UNDER_RUN)))
         && path
             .components()
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
@@ -64,7 +67,9 @@ pub fn publish(path: &Path, sysfs: &Sysfs, pci: &PciAddress, rdma_devices: &[Str
 
 /// Creates `path` with `doc` unless it exists (`false` then), never through a symlink.
 fn write_new(path: &Path, doc: &Value) -> std::io::Result<bool> {
-    std::fs::create_dir_all(DEVICE_INFO_DIR)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -108,6 +113,9 @@ mod tests {
     fn only_files_directly_in_the_spec_directory_are_allowed() {
         let ok = format!("{DEVICE_INFO_DIR}/net1-abc.json");
         assert!(is_allowed(Path::new(&ok)));
+        assert!(is_allowed(Path::new(
+            "/run/k8s.cni.cncf.io/devinfo/cni/x.json"
+        )));
         // `.` components are the same file.
         assert!(is_allowed(Path::new(&format!(
             "{DEVICE_INFO_DIR}/./x.json"

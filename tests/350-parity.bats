@@ -222,7 +222,6 @@ dpdk_add_del() {
 }
 
 @test "DPDK: a VF bound to vfio-pci gets its device-info file too (pci-address, pf-pci-address)" {
-    known_plugin_bug "the DPDK path (passthrough::attach) returns before device_info::publish: runtimeConfig.CNIDeviceInfoFile is never written for a function without netdev"
     private_run
     local vf=0000:5e:02.4 pf=0000:5e:00.0 file=$DEVINFO_DIR/net-$TID-$CID-net1.json config
     pci_function "$vf" vfio-pci

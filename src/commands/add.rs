@@ -57,7 +57,12 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
         Found::Netdev(resolved, lock) => (resolved, lock),
         Found::Userspace { pci, driver, lock } => {
             let _device_lock = lock;
-            return passthrough::attach(ctx, &store, &pci, &driver);
+            let result = passthrough::attach(ctx, &store, &pci, &driver)?;
+            // DPDK workloads are the ones that most need to know which function they got.
+            if let Some(file) = &conf.device_info_file {
+                device_info::publish(file, kernel.sysfs(), &pci, &[]);
+            }
+            return Ok(result);
         }
     };
     let captured = HostInterface::capture(host, &link)?;

@@ -300,8 +300,15 @@ fn parse_selector(
         };
         let addr = match PciAddress::parse(&value) {
             Ok(addr) => addr,
-            // A device id may also name an auxiliary-bus device (a sub-function).
-            Err(_) if field != "pciBusID" && is_auxiliary_name(&value) => {
+            // A device id may also name an auxiliary-bus device (a sub-function); Multus
+            // copies the device plugin's id into pciBusID too.
+            Err(_) if is_auxiliary_name(&value) => {
+                if let Some(seen) = auxiliary.as_ref().filter(|seen| **seen != value) {
+                    return Err(Error::InvalidConfig(format!(
+                        "conflicting selectors: \"{field}\" is {value} but another device id \
+                         names {seen}"
+                    )));
+                }
                 auxiliary = Some(value);
                 continue;
             }

@@ -330,12 +330,18 @@ fn device_ids_may_name_auxiliary_devices_and_kernelpath_is_a_sys_devices_path() 
         let e = parse(json!({"cniVersion": "1.0.0", "name": "n", "deviceID": bad})).unwrap_err();
         assert_eq!(e.code() as u32, 7, "{bad}");
     }
-    let e = parse(json!({"cniVersion": "1.0.0", "name": "n", "pciBusID": "mlx5_core.sf.2"}))
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("is not a PCI address"),
-        "pciBusID is PCI only: {e}"
+    let both = json!({"cniVersion": "1.0.0", "name": "n",
+                      "deviceID": "mlx5_core.sf.2", "pciBusID": "mlx5_core.sf.2"});
+    assert_eq!(
+        parse(both).unwrap().selector.auxiliary.as_deref(),
+        Some("mlx5_core.sf.2")
     );
+    let differ = json!({"cniVersion": "1.0.0", "name": "n",
+                        "deviceID": "mlx5_core.sf.2", "pciBusID": "mlx5_core.sf.3"});
+    assert!(parse(differ)
+        .unwrap_err()
+        .to_string()
+        .contains("conflicting selectors"));
     let c = parse(json!({"cniVersion": "1.0.0", "name": "n",
                          "kernelpath": "/sys/devices/pci0000:00/0000:00:1f.6"}))
     .unwrap();
