@@ -17,7 +17,7 @@ add_del_with_version() {
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok
     assert_json '.cniVersion' "$v"
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_json '.interfaces[0].name' net1
     assert_json '.interfaces[0].sandbox' "$POD_NETNS"
     assert_result_addrs "$NIC_V4" "$NIC_V6"
     case $v in

@@ -25,14 +25,14 @@ load helpers
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 }
 
-@test "podInterfaceName \"host\" (explicit) keeps the host name in the pod" {
+@test "podInterfaceName \"host\" (explicit) keeps the host name in the pod, answering to net1" {
     standard_nic
     run_plugin ADD "$CID" "$POD_NETNS" net1 \
         "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"podInterfaceName\":\"host\"}")"
     assert_plugin_ok
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
-    assert_no_link pod net1
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_answers_to pod net1 "$NIC"
+    assert_json '.interfaces[0].name' net1
 }
 
 @test "host name already taken in the pod: falls back to CNI_IFNAME and reports it; DEL restores" {
@@ -152,7 +152,7 @@ load helpers
     assert_plugin_ok
     assert_link_exists pod "$NIC"
     assert_addrs pod "$NIC"
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_json '.interfaces[0].name' net1
     assert_json '(.ips // []) | length' 0
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok_silent
@@ -210,7 +210,7 @@ compare_with_bare_host_device() {
     assert_plugin_ok_silent
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 
-    run_bare_plugin "$CNI_PLUGIN_DIR/host-device" ADD "$CID" "$POD_NETNS" "$NIC" "$bare_config"
+    run_bare_plugin "$CNI_PLUGIN_DIR/host-device" ADD "$CID" "$POD_NETNS" net1 "$bare_config"
     assert_plugin_ok
     bare_result=$(normalise_result <<<"$output")
 

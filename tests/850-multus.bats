@@ -65,14 +65,15 @@ version_at_least_040() {
     [[ $1 != 0.3.* ]]
 }
 
-# assert_multus_result <version> <nic> <mac> <netns> <addr>...: one interface entry,
-# named after the host NIC (not net1/net2), in the sandbox, every ip pointing at it.
+# assert_multus_result <version> <ifname> <mac> <netns> <addr>...: one interface
+# entry, named CNI_IFNAME (net1/net2, which the NIC answers to), in the sandbox,
+# every ip pointing at it.
 assert_multus_result() {
-    local version=$1 nic=$2 mac=$3 netns=$4
+    local version=$1 ifname=$2 mac=$3 netns=$4
     shift 4
     assert_json .cniVersion "$version"
     assert_json '.interfaces | length' 1
-    assert_json '.interfaces[0].name' "$nic"
+    assert_json '.interfaces[0].name' "$ifname"
     assert_json '.interfaces[0].mac' "$mac"
     assert_json '.interfaces[0].sandbox' "$netns"
     assert_json '[.ips[].interface] | unique | tostring' '[0]'
@@ -139,21 +140,21 @@ two_nic_pod() {
     # ADD net1 (device A), then net2 (device B), same sandbox
     run_plugin ADD "$SANDBOX" "$netns" net1 "$conf1"
     assert_plugin_ok
-    assert_multus_result "$version" "$NIC_A" "$A_MAC" "$netns" "$A_V4" "$A_V6"
+    assert_multus_result "$version" net1 "$A_MAC" "$netns" "$A_V4" "$A_V6"
     assert_json '[.routes[] | select(.dst == "10.99.0.0/16" and .gw == "10.77.0.1")] | length' 1
     res1=$output
 
     run_plugin ADD "$SANDBOX" "$netns" net2 "$conf2"
     assert_plugin_ok
-    assert_multus_result "$version" "$NIC_B" "$B_MAC" "$netns" "$B_V4" "$B_V6"
+    assert_multus_result "$version" net2 "$B_MAC" "$netns" "$B_V4" "$B_V6"
     assert_json '[.routes[] | select(.dst == "10.98.0.0/16" and .gw == "10.78.0.1")] | length' 1
     res2=$output
 
-    # both in the pod under their host names, nothing called net1/net2
+    # both in the pod under their host names, answering to net1/net2
     assert_a_in_pod
     assert_b_in_pod
-    assert_no_link pod net1
-    assert_no_link pod net2
+    assert_answers_to pod net1 "$NIC_A"
+    assert_answers_to pod net2 "$NIC_B"
     assert_bystander_untouched
 
     # one state file per attachment, keyed by CNI_IFNAME, with the pod's identity

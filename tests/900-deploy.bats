@@ -123,7 +123,7 @@ normalised_nad() {
     ((n >= 3)) || die "found only $n JSON configs under examples/"
 }
 
-@test "kubectl apply -f examples/deploy/ sees exactly the DaemonSet and the two NADs" {
+@test "kubectl apply -f examples/deploy/ sees exactly the node policy's ConfigMap, the DaemonSet and the two NADs" {
     find_python_yaml
     local all='[]' f
     # kubectl apply -f <dir> reads .json, .yaml and .yml files
@@ -131,7 +131,7 @@ normalised_nad() {
         all=$(jq -c --argjson more "$(yaml_docs "$f")" '. + $more' <<<"$all")
     done < <(find "$DEPLOY" -maxdepth 1 -type f \( -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) | sort)
     assert_json '[.[].kind] | sort | join(",")' \
-        DaemonSet,NetworkAttachmentDefinition,NetworkAttachmentDefinition "$all"
+        ConfigMap,DaemonSet,NetworkAttachmentDefinition,NetworkAttachmentDefinition "$all"
 }
 
 ###########################################################################
@@ -190,7 +190,7 @@ normalised_nad() {
             n=$((n + 1))
         done
     done < <(grep -E '^COPY ' "$df" | grep -v -- '--from=' | sed -E 's/^COPY( --[a-z]+=[^ ]+)* //; s/ [^ ]+$//')
-    ((n == 4)) || die "expected 4 context sources (Cargo.toml Cargo.lock src install.sh), found $n"
+    ((n == 5)) || die "expected 5 context sources (Cargo.toml Cargo.lock src scripts/bench install.sh), found $n"
 }
 
 ###########################################################################

@@ -206,7 +206,7 @@ pod_link() {
     assert_link_up pod "$NIC"
     assert_no_link host "$NIC"
     assert_result_addrs "$IP_A/16"
-    assert_json '.interfaces[0].name' "$NIC"
+    assert_json '.interfaces[0].name' net1
 
     CNI_PLUGIN_DIR=$KVP_CNI_DIR run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
     assert_plugin_ok_silent
