@@ -4,24 +4,22 @@
 
 load helpers
 
-@test "ADD via deviceID+pciBusID (Multus) moves the NIC into the pod under its host name with all addresses, UP" {
+@test "ADD via deviceID+pciBusID (Multus) moves the NIC into the pod under its host name (answering to net1) with all addresses, UP" {
     standard_nic
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$(multus_config)"
     assert_plugin_ok
 
-    # pod side: host name, every address, UP, same MAC
+    # pod side: host name, every address, UP, same MAC; net1 is its alternative name
     assert_link_up pod "$NIC"
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
     assert_mac pod "$NIC" "$NIC_MAC_ADDR"
-    # ... and answers to CNI_IFNAME too
-    assert_altname pod "$NIC" net1
+    assert_answers_to pod net1 "$NIC"
     # host side: gone
     assert_no_link host "$NIC"
 
     # result
     assert_json '.cniVersion' 0.3.1
     assert_json '.interfaces | length' 1
-    # the result names it CNI_IFNAME, the name runtimes look for
     assert_json '.interfaces[0].name' net1
     assert_json '.interfaces[0].sandbox' "$POD_NETNS"
     assert_json '.interfaces[0].mac' "$NIC_MAC_ADDR"

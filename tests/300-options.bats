@@ -25,13 +25,13 @@ load helpers
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 }
 
-@test "podInterfaceName \"host\" (explicit) keeps the host name in the pod" {
+@test "podInterfaceName \"host\" (explicit) keeps the host name in the pod, answering to net1" {
     standard_nic
     run_plugin ADD "$CID" "$POD_NETNS" net1 \
         "$(config_for "net-$TID" "{\"deviceID\":\"$PCI\",\"podInterfaceName\":\"host\"}")"
     assert_plugin_ok
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
-    assert_altname pod "$NIC" net1
+    assert_answers_to pod net1 "$NIC"
     assert_json '.interfaces[0].name' net1
 }
 
@@ -210,7 +210,6 @@ compare_with_bare_host_device() {
     assert_plugin_ok_silent
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
 
-    # Under the name amd-host-device's result gives the interface: CNI_IFNAME.
     run_bare_plugin "$CNI_PLUGIN_DIR/host-device" ADD "$CID" "$POD_NETNS" net1 "$bare_config"
     assert_plugin_ok
     bare_result=$(normalise_result <<<"$output")

@@ -65,9 +65,9 @@ version_at_least_040() {
     [[ $1 != 0.3.* ]]
 }
 
-# assert_multus_result <version> <ifname> <mac> <netns> <addr>...: one interface entry,
-# named CNI_IFNAME (net1/net2: the NIC answers to it), in the sandbox, every ip pointing
-# at it.
+# assert_multus_result <version> <ifname> <mac> <netns> <addr>...: one interface
+# entry, named CNI_IFNAME (net1/net2, which the NIC answers to), in the sandbox,
+# every ip pointing at it.
 assert_multus_result() {
     local version=$1 ifname=$2 mac=$3 netns=$4
     shift 4
@@ -150,11 +150,11 @@ two_nic_pod() {
     assert_json '[.routes[] | select(.dst == "10.98.0.0/16" and .gw == "10.78.0.1")] | length' 1
     res2=$output
 
-    # both in the pod under their host names, answering to net1/net2 too
+    # both in the pod under their host names, answering to net1/net2
     assert_a_in_pod
     assert_b_in_pod
-    assert_altname pod "$NIC_A" net1
-    assert_altname pod "$NIC_B" net2
+    assert_answers_to pod net1 "$NIC_A"
+    assert_answers_to pod net2 "$NIC_B"
     assert_bystander_untouched
 
     # one state file per attachment, keyed by CNI_IFNAME, with the pod's identity

@@ -8,26 +8,6 @@
 
 load helpers
 
-# run_admin ARGS...: the plugin binary as a command, bats `run` style
-# ($status, $output = stdout, $stderr), under the test's node policy (whose
-# stateDir is the default of --state-dir).
-run_admin() {
-    run --separate-stderr timeout --kill-after=5 "$PLUGIN_TIMEOUT" \
-        nsenter -n -m -t "$HOST_NS_PID" \
-        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$(node_policy_env)" "$PLUGIN" "$@" 3>&-
-    echo "# admin: amd-host-device $*"
-    echo "#   exit status: $status"
-    echo "#   stdout: $output"
-    echo "#   stderr: $stderr"
-    if [[ $status -eq 124 || $status -eq 137 ]]; then
-        die "admin command timed out after ${PLUGIN_TIMEOUT}s"
-    fi
-}
-
-assert_admin_ok() {
-    [[ $status -eq 0 ]] || die "exit status $status, expected 0 (stdout: $output; stderr: $stderr)"
-}
-
 # rich_nic, ADDed into the pod.
 add_rich_nic() {
     rich_nic

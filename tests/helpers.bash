@@ -368,13 +368,20 @@ state_file() {
     echo "$STATE_DIR/$1-$2.json"
 }
 
-# The kernel's hand-back of a physical NIC when its netns dies, simulated for a
-# veth (which would die with the netns): DOWN, no addresses, renamed, on the host.
+# hand_back_to_host <pod-name> <new-name>: the kernel's hand-back of a physical
+# NIC when the pod's netns dies, simulated for a veth (which would die with the
+# netns): DOWN, no addresses, renamed, on the host. A link cannot be renamed to
+# one of its own alternative names, so a <new-name> the NIC answers to
+# (CNI_IFNAME in the pod) is taken off it first: the kernel hands the NIC back
+# under one name.
 hand_back_to_host() {
     local pod_name=$1 new_name=$2
     # A name the link already answers to (its alternative name) cannot be its new name.
     run_in_pod_ns ip link property del dev "$pod_name" altname "$new_name" 2>/dev/null || true
     run_in_pod_ns ip link set "$pod_name" down
+    if [[ $new_name != "$pod_name" ]] && link_altnames pod "$pod_name" | grep -qxF -- "$new_name"; then
+        run_in_pod_ns ip link property del dev "$pod_name" altname "$new_name"
+    fi
     run_in_pod_ns ip link set "$pod_name" name "$new_name"
     run_in_pod_ns ip link set "$new_name" netns "$HOST_NS_PID"
     run_in_host_ns ip addr flush dev "$new_name"
@@ -735,4 +742,71 @@ assert_one_event_per_line() {
 known_plugin_bug() {
     [[ ${AMD_HOST_DEVICE_KNOWN_BUGS:-} == 1 ]] ||
         skip "known plugin bug (AMD_HOST_DEVICE_KNOWN_BUGS=1 runs it): $1"
+}
+
+###########################################################################
+# names in the pod, lost state, the fake PCI tree, the admin commands
+###########################################################################
+
+# link_altnames <ns> <ifname>: the link's alternative names, one a line, sorted.
+link_altnames() {
+    ns_exec "$1" ip -j -d link show dev "$2" | jq -r '.[0].altnames // [] | .[]' | sort
+}
+
+# assert_altnames <ns> <ifname> [altname...]: the link has exactly these
+# alternative names (none given: none at all).
+assert_altnames() {
+    local ns=$1 ifname=$2 want got
+    shift 2
+    ns_exec "$ns" ip link show dev "$ifname" &>/dev/null || die "assert_altnames: no link '$ifname' in $ns ns"
+    got=$(link_altnames "$ns" "$ifname")
+    want=$(printf '%s\n' "$@" | sed '/^$/d' | sort)
+    [[ $got == "$want" ]] ||
+        die "alternative names of $ifname in $ns ns: expected [$(echo $want)], got [$(echo $got)]"
+}
+
+# assert_answers_to <ns> <name> <kernel-name>: a lookup of <name> in <ns> (as
+# `ip link show <name>`, host-device or tuning do it) finds the link whose
+# kernel name is <kernel-name>.
+assert_answers_to() {
+    local ns=$1 name=$2 want=$3 got
+    got=$(ns_exec "$ns" ip -j link show dev "$name" 2>/dev/null | jq -r '.[0].ifname')
+    [[ $got == "$want" ]] ||
+        die "'$name' in $ns ns is not $want (found: ${got:-nothing}): $(ns_exec "$ns" ip -br link 2>&1)"
+}
+
+# wipe_state: everything in the state directory goes (state files, claims,
+# locks, spares), as when /var/lib/cni is lost or restored from an old backup.
+wipe_state() {
+    [[ -d $STATE_DIR ]] || die "wipe_state: no state dir $STATE_DIR"
+    find "$STATE_DIR" -mindepth 1 -delete
+    [[ -z $(ls -A "$STATE_DIR") ]] || die "wipe_state: $STATE_DIR not empty: $(ls -A "$STATE_DIR")"
+}
+
+# rename_fake_netdev <pci> <old> <new>: the fake PCI tree follows a rename of
+# the function's netdev, as sysfs does (<pci>/net/<old> becomes <pci>/net/<new>).
+rename_fake_netdev() {
+    local dir=$WORKDIR/pci/$1/net
+    [[ -d $dir/$2 ]] || die "rename_fake_netdev: no $dir/$2"
+    mv "$dir/$2" "$dir/$3"
+}
+
+# run_admin ARGS...: the plugin binary as a person runs it (no CNI_COMMAND), in
+# the host ns under the test's node policy (whose stateDir is the default of
+# --state-dir), bats `run` style ($status, $output = stdout, $stderr).
+run_admin() {
+    run --separate-stderr timeout --kill-after=5 "$PLUGIN_TIMEOUT" \
+        nsenter -n -m -t "$HOST_NS_PID" \
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$(node_policy_env)" "$PLUGIN" "$@" 3>&-
+    echo "# admin: amd-host-device $*"
+    echo "#   exit status: $status"
+    echo "#   stdout: $output"
+    echo "#   stderr: $stderr"
+    if [[ $status -eq 124 || $status -eq 137 ]]; then
+        die "admin command timed out after ${PLUGIN_TIMEOUT}s"
+    fi
+}
+
+assert_admin_ok() {
+    [[ $status -eq 0 ]] || die "exit status $status, expected 0 (stdout: $output; stderr: $stderr)"
 }
