@@ -473,3 +473,26 @@ fn a_function_bound_to_no_driver_stays_an_error() {
     assert_eq!(err.code() as u32, 100, "{err}");
     assert!(err.to_string().contains("not bound to any driver"), "{err}");
 }
+
+#[test]
+fn a_mac_names_the_bridge_port_not_the_bridge_that_took_its_address() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, index) = world(&sb, &[]);
+    // A bridge takes its first port's MAC.
+    let bridge = kernel.add_link(HOST, "br0", MAC, &[], &[]);
+    let enslave = LinkChange {
+        master: Some(bridge),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &enslave).unwrap();
+
+    let err = add(&sb.context(POD, json!({"hwaddr": MAC})), &kernel).unwrap_err();
+
+    assert_eq!(
+        err.code() as u32,
+        107,
+        "the port was found, and is the host's: {err}"
+    );
+    assert!(err.to_string().contains("enp1s0 is a port of br0"), "{err}");
+}

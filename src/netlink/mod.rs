@@ -66,12 +66,22 @@ pub trait Links {
     /// Takes the alternative name `altname` off link `index`.
     fn del_altname(&self, index: i32, altname: &str) -> Result<()>;
 
-    /// The link with hardware address `mac` (a dump: the kernel has no filter for it).
+    /// The link with hardware address `mac` (a dump: the kernel has no filter for it). A
+    /// bridge or bond takes its port's address, so a link that is the master of another
+    /// one with that address is the stack, not the NIC: the port is the answer.
     fn link_by_mac(&self, mac: &MacAddress) -> Result<Option<Link>> {
-        Ok(self
+        let with_mac: Vec<Link> = self
             .links()?
             .into_iter()
-            .find(|l| l.mac.as_ref() == Some(mac)))
+            .filter(|l| l.mac.as_ref() == Some(mac))
+            .collect();
+        let is_master = |l: &Link| with_mac.iter().any(|o| o.master == Some(l.index));
+        let nic = with_mac
+            .iter()
+            .find(|l| l.parent_device.is_some() && !is_master(l))
+            .or_else(|| with_mac.iter().find(|l| !is_master(l)))
+            .or_else(|| with_mac.first());
+        Ok(nic.cloned())
     }
 
     /// Sets link `index` administratively down.
