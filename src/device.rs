@@ -137,6 +137,14 @@ impl Sysfs {
             .then_some(driver)
     }
 
+    /// The PCI function interface `ifname` of this namespace sits on, if it sits on one (its
+    /// `device` link ends in a PCI address).
+    pub fn pci_of_netdev(&self, ifname: &str) -> Option<PciAddress> {
+        let link =
+            std::fs::read_link(self.root.join("class/net").join(ifname).join("device")).ok()?;
+        PciAddress::parse(link.file_name()?.to_str()?).ok()
+    }
+
     /// The physical function of a virtual function (its `physfn` link); `None` for a PF.
     pub fn physfn_of(&self, addr: &PciAddress) -> Option<PciAddress> {
         let link = std::fs::read_link(self.pci_device_dir(addr).join("physfn")).ok()?;
@@ -458,5 +466,26 @@ mod tests {
                 .contains("no auxiliary device has that name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_netdev_knows_the_pci_function_it_sits_on() {
+        let fake = FakeSysfs::new();
+        let root = fake.dir.path();
+        let function = root.join("devices/pci0000:00/0000:5e:00.1");
+        std::fs::create_dir_all(&function).unwrap();
+        for (name, target) in [
+            ("enp94s0f1", function),
+            ("veth0", root.join("devices/virtual/net/veth0")),
+        ] {
+            std::fs::create_dir_all(&target).unwrap();
+            let net = root.join("class/net").join(name);
+            std::fs::create_dir_all(&net).unwrap();
+            std::os::unix::fs::symlink(&target, net.join("device")).unwrap();
+        }
+        let sys = fake.sysfs();
+        assert_eq!(sys.pci_of_netdev("enp94s0f1"), Some(pci("0000:5e:00.1")));
+        assert_eq!(sys.pci_of_netdev("veth0"), None);
+        assert_eq!(sys.pci_of_netdev("lo"), None);
     }
 }

@@ -101,7 +101,8 @@ fn bring_to_host(
 /// Takes `CNI_IFNAME` off the NIC, back on the host: it was the NIC's alternative name in the
 /// pod only. What could not be done, for the log.
 fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Vec<String> {
-    if state.ifname == state.host.name || !link.altnames.contains(&state.ifname) {
+    let ours = state.ifname != state.host.name && !state.host.altnames.contains(&state.ifname);
+    if !ours || !link.altnames.contains(&state.ifname) {
         return Vec::new();
     }
     match host.del_altname(link.index, &state.ifname) {
@@ -117,7 +118,7 @@ fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Ve
 /// then the name goes while the NIC is still in the pod. (Otherwise it goes once the NIC is
 /// back, which costs no visit to the pod.)
 fn drop_cni_ifname_where_it_would_clash(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
-    if state.ifname == state.host.name {
+    if state.ifname == state.host.name || state.host.altnames.contains(&state.ifname) {
         return;
     }
     let clash = kernel

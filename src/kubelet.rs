@@ -181,12 +181,21 @@ pub fn check_allocation(checkpoint: &Checkpoint, ask: &Selection) -> Result<Opti
             "PCI device {pci} is not a device of any resource registered with kubelet"
         ));
     };
+    let holders = checkpoint.pods_holding(pci);
     let Some(uid) = ask.pod_uid.filter(|u| !u.is_empty()) else {
+        // Never another pod's NIC, whatever the policy lets through.
+        if !holders.is_empty() {
+            return Err(DeviceError::NotAllocated(format!(
+                "PCI device {pci} ({resource}) is allocated to pod {}, and CNI_ARGS has no \
+                 K8S_POD_UID to show this is that pod",
+                holders.join(", pod ")
+            ))
+            .into());
+        }
         return unverified(format!(
             "PCI device {pci} ({resource}) cannot be tied to this pod: CNI_ARGS has no K8S_POD_UID"
         ));
     };
-    let holders = checkpoint.pods_holding(pci);
     if holders.contains(&uid) {
         return Ok(None);
     }
@@ -296,6 +305,7 @@ mod tests {
         let c = checkpoint(json!(["0000:5e:00.1"]));
         let unknown = pci("0000:99:00.0");
         let mine = pci("0000:5e:00.1");
+        let free = pci("0000:5e:00.2");
         let cases = [
             Selection {
                 pci: None,
@@ -303,7 +313,7 @@ mod tests {
                 allow_unverified: false,
             },
             ask(&unknown, Some("uid-a")),
-            ask(&mine, None),
+            ask(&free, None),
         ];
         for mut case in cases {
             assert_eq!(code(check_allocation(&c, &case)), 106);
@@ -313,11 +323,16 @@ mod tests {
                 "let through, with a reason"
             );
         }
-        // The policy never lets another pod's NIC through.
+        // The policy never lets another pod's NIC through, with or without a pod UID.
         let other = Selection {
             allow_unverified: true,
             ..ask(&mine, Some("uid-b"))
         };
         assert_eq!(code(check_allocation(&c, &other)), 106);
+        let anonymous = Selection {
+            allow_unverified: true,
+            ..ask(&mine, None)
+        };
+        assert_eq!(code(check_allocation(&c, &anonymous)), 106);
     }
 }

@@ -120,14 +120,23 @@ pub fn escape_controls(text: &str) -> String {
 /// never into anything but a regular file (a FIFO or a device planted there would block
 /// or reach hardware), and closed on exec.
 fn append_to_log_file(path: &Path, line: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // Looked at before it is opened: opening a device node already reaches its driver (a
+    // watchdog arms on open).
+    let before = match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() => return Err(std::io::Error::other("not a regular file")),
+        Ok(m) => Some((m.dev(), m.ino())),
+        Err(_) => None,
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let opened = file.metadata()?;
+    let replaced = before.is_some_and(|id| id != (opened.dev(), opened.ino()));
+    if !opened.is_file() || replaced {
         return Err(std::io::Error::other("not a regular file"));
     }
     file.write_all(line)

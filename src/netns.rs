@@ -54,15 +54,15 @@ pub fn open(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Whether `path` still names a live network namespace we can enter.
+/// Whether `path` still names a live network namespace. Only a path that does not exist,
+/// or no longer holds a namespace (a bind-mount target left behind after `ip netns del` is
+/// a plain empty file), counts as gone: a namespace we merely cannot open now (a security
+/// module, no file descriptors left) is not proof that its pod is gone.
 pub fn exists(path: &Path) -> bool {
     match File::open(path) {
-        Ok(f) => {
-            // A bind-mount target left behind after `ip netns del` is a plain empty file.
-            nix::sys::statfs::fstatfs(&f)
-                .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
-                .unwrap_or(false)
-        }
-        Err(_) => false,
+        Ok(f) => nix::sys::statfs::fstatfs(&f)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+            .unwrap_or(true),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }

@@ -48,6 +48,7 @@ fn claim(ctx: &Context, pci: &PciAddress, driver: &str) -> AttachmentState {
         addresses: Vec::new(),
         routes: Vec::new(),
         master: None,
+        altnames: Vec::new(),
     };
     AttachmentState {
         userspace_driver: Some(driver.to_owned()),

@@ -130,6 +130,7 @@ mod tests {
                 .collect(),
             routes: Vec::new(),
             master: None,
+            altnames: Vec::new(),
         }
     }
 

@@ -1,26 +1,34 @@
 //! DEL without state of ours. The state may have been lost (state directory wiped, an old
 //! backup, `/var/lib/cni` on tmpfs), or the attachment may be the vendor plugin's, on a node
 //! that swapped plugins under running pods. Either way the NIC must not stay stranded in
-//! the pod, yet nothing may be touched that is not provably the selected device.
+//! the pod — yet a DEL's config is a tenant's NAD, so nothing may be touched that is not
+//! provably the selected device, and nothing already on the host is reconfigured on a
+//! NAD's word.
 //!
-//! The NIC is identified in `CNI_NETNS` only by proof: its parent device is the selected PCI
-//! address (`IFLA_PARENT_DEV_NAME`, kernel 5.14+), its MAC is the selected one, or its name
-//! or host-device's alias is the NIC's host name (from the selector, from sysfs, or from the
-//! vendor's entry). Exactly one link must match. What it carries in the pod — addresses,
-//! routes, MTU — is what the host had (host-device gave it the captured addresses), so that
-//! is read before it moves, and it goes back through the same give-back as a DEL with state.
+//! - The selection must pass the same allocation check as ADD (on a Kubernetes node: the
+//!   PCI address kubelet gave this pod).
+//! - The NIC is identified in `CNI_NETNS` only by proof: its parent device is the selected
+//!   PCI address (`IFLA_PARENT_DEV_NAME`, kernel 5.14+), its MAC is the selected one, or
+//!   host-device's alias is the NIC's host name (from the `device` selector, sysfs or the
+//!   vendor's entry). A name alone proves nothing; exactly one link must match, and none
+//!   may if the NIC is visibly on the host.
+//! - That link is moved out by its index and only that link (same index and MAC) is
+//!   restored: under its host name, with what it carried in the pod (its addresses and MTU
+//!   are the host's, host-device gave it the captured ones) except default routes, with
+//!   the vendor's addresses and up/down state where there is an entry.
+//! - A vendor NIC that is already on the host is restored from its entry only if it looks
+//!   the way the kernel hands a NIC back (down, without addresses): one the host has taken
+//!   back into use is left alone, and so is its entry.
 
 use std::net::IpAddr;
 use std::path::Path;
 
 use crate::context::Context;
-use crate::delegate::Delegate;
 use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
-use crate::give_back::give_back;
 use crate::kernel::Kernel;
-use crate::netlink::{Address, Link};
+use crate::netlink::{Address, Link, LinkChange};
 use crate::snapshot::HostInterface;
 use crate::state::{
     name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
@@ -49,29 +57,25 @@ impl Identity {
         if self.mac.is_some() && link.mac == self.mac {
             return Some("its MAC is the selected one");
         }
-        if link
-            .alias
-            .as_ref()
-            .is_some_and(|a| self.host_names.contains(a))
-        {
-            return Some("host-device's alias names its host name");
-        }
-        self.host_names
-            .contains(&link.name)
-            .then_some("it carries its host name")
+        // A link on another PCI function is not ours, whatever its alias says.
+        let other_device = matches!((&link.parent_device, &self.pci),
+            (Some(parent), Some(pci)) if parent != pci.as_str());
+        (!other_device
+            && link
+                .alias
+                .as_ref()
+                .is_some_and(|a| self.host_names.contains(a)))
+        .then_some("host-device's alias names its host name")
     }
 }
 
 /// Gives back the NIC of an attachment we have no state for, if it can be identified: from
-/// the vendor plugin's entry for its PCI address, else from the pod itself. Nothing found
-/// is not an error: DEL stays idempotent.
+/// the pod by proof (with the vendor plugin's entry for its PCI address, if there is one),
+/// else a vendor NIC the kernel already handed back. Nothing found is not an error: DEL
+/// stays idempotent.
 pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateStore) -> Result<()> {
     let selector = &ctx.conf.selector;
-    let vendor = match &selector.pci {
-        Some(pci) => vendor_entry(store, pci),
-        None => None,
-    };
-    if let Some(owner) = claimed_by_another(store, &ctx.conf.selector)? {
+    if let Some(owner) = claimed_by_another(store, selector)? {
         log_info!(
             "no state for this attachment, and the NIC is attachment {}/{}'s now; nothing to do",
             owner.container_id,
@@ -79,21 +83,168 @@ pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateSt
         );
         return Ok(());
     }
+    if selector.require_some().is_err() {
+        log_info!("no state for this attachment and no selector; nothing to do");
+        return Ok(());
+    }
+    if let Err(e) = crate::admission::ensure_allocated_to_this_pod(ctx) {
+        log_error!("no state for this attachment, and not recovering what its config names: {e}");
+        return Ok(());
+    }
+    let vendor = selector
+        .pci
+        .as_ref()
+        .and_then(|pci| vendor_entry(store, pci));
     let identity = identity_of(ctx, kernel, vendor.as_ref());
-    let in_pod = find_in_pod(ctx, kernel, &identity)?;
-    let Some(state) = recovered_state(ctx, &identity, vendor.as_ref(), in_pod) else {
+    let _device_lock = store.lock_device(&recovery_key(&identity))?;
+    if let Some(found) = find_in_pod(ctx, kernel, &identity)? {
+        bring_back(ctx, kernel, &identity, vendor.as_ref(), found)?;
+    } else if let (Some(pci), Some(entry)) = (&identity.pci, &vendor) {
+        if !restore_handed_back(kernel, pci, entry)? {
+            return Ok(());
+        }
+    } else {
         log_info!("no state for this attachment and nothing of it in the pod; nothing to do");
         return Ok(());
-    };
-    crate::log::set_device(&state.host.name);
-    let _device_lock = store.lock_device(&state.device_key())?;
-    let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
-    give_back(kernel, ctx, delegate.as_ref(), store, &state)?;
+    }
     if let (Some(pci), Some(_)) = (&selector.pci, &vendor) {
         store.remove_vendor_entry(pci)?;
         log_info!("removed the vendor plugin's entry for {pci}");
     }
     Ok(())
+}
+
+/// The device lock a recovery takes: the same key an attachment of the NIC would.
+fn recovery_key(identity: &Identity) -> String {
+    crate::state::device_key(
+        identity.pci.as_ref(),
+        identity.mac.as_ref(),
+        identity
+            .host_names
+            .first()
+            .map(String::as_str)
+            .unwrap_or(""),
+    )
+}
+
+/// A pod link proven to be the NIC, and what it carries there.
+struct FoundInPod {
+    link: Link,
+    carried: HostInterface,
+}
+
+/// Moves the proven link out of the pod by its index, finds that same link (index and MAC)
+/// on the host and puts the host's configuration back on it.
+fn bring_back(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    identity: &Identity,
+    vendor: Option<&VendorEntry>,
+    found: FoundInPod,
+) -> Result<()> {
+    let FoundInPod { link, carried } = found;
+    let host_ns = kernel.host_netns_fd()?;
+    kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
+        pod.set_down(link.index)?;
+        pod.set_link(
+            link.index,
+            &LinkChange {
+                netns_fd: Some(host_ns),
+                ..LinkChange::default()
+            },
+        )
+    })?;
+    let host = kernel.host()?;
+    let back = host
+        .link_by_index(link.index)?
+        .filter(|l| l.mac == link.mac)
+        .ok_or_else(|| {
+            Error::device_not_found(format!("{} did not arrive on the host", link.name))
+        })?;
+    let wanted = recovered_host(identity, vendor, carried, &link);
+    crate::log::set_device(&wanted.name);
+    log_info!(
+        "recovering {} without state of ours{}",
+        wanted.summary(),
+        if vendor.is_some() {
+            " (the vendor plugin's attachment)"
+        } else {
+            ""
+        }
+    );
+    let mut problems = wanted.restore(host, &back)?;
+    if back.altnames.contains(&ctx.env.ifname) && ctx.env.ifname != wanted.name {
+        if let Err(e) = host.del_altname(back.index, &ctx.env.ifname) {
+            problems.push(format!(
+                "removal of the alternative name {}: {e}",
+                ctx.env.ifname
+            ));
+        }
+    }
+    for p in &problems {
+        log_error!("could not restore {p} on {}", wanted.name);
+    }
+    Ok(())
+}
+
+/// The host side of a NIC found in the pod: its host name, what it carried there (but no
+/// default route: a pod's way out is not the host's), the vendor's addresses and up/down
+/// state where there is an entry.
+fn recovered_host(
+    identity: &Identity,
+    vendor: Option<&VendorEntry>,
+    carried: HostInterface,
+    link: &Link,
+) -> HostInterface {
+    let mut host = carried;
+    host.name = host_name(identity, link);
+    host.routes.retain(|r| !r.is_default());
+    host.up = vendor.is_none_or(VendorEntry::was_up);
+    if let Some(v) = vendor {
+        host.addresses = vendor_addresses(v);
+        host.routes.clear();
+    }
+    host.alias = None;
+    host.master = None;
+    host
+}
+
+/// A vendor NIC the kernel already handed back (its netns gone): the one netdev sysfs lists
+/// under its PCI address, if it looks handed back — down, without global addresses. Whether
+/// it was restored.
+fn restore_handed_back(kernel: &dyn Kernel, pci: &PciAddress, entry: &VendorEntry) -> Result<bool> {
+    let host = kernel.host()?;
+    let names = kernel.sysfs().netdevs_of(pci);
+    let [name] = names.as_slice() else {
+        log_info!("{pci} is neither in the pod nor a single netdev on the host; nothing to do");
+        return Ok(false);
+    };
+    let Some(link) = host.link_by_name(name)? else {
+        return Ok(false);
+    };
+    let in_use = link.up
+        || !host
+            .addresses(link.index)?
+            .iter()
+            .all(Address::is_ipv6_link_local);
+    if in_use {
+        log_info!(
+            "{} ({pci}) is up or has addresses on the host: in use, not the kernel's hand-back; \
+             leaving it and the vendor plugin's entry alone",
+            link.name
+        );
+        return Ok(false);
+    }
+    let wanted = vendor_attachment(pci, entry).host;
+    crate::log::set_device(&wanted.name);
+    log_info!(
+        "recovering {} from the vendor plugin's entry",
+        wanted.summary()
+    );
+    for p in wanted.restore(host, &link)? {
+        log_error!("could not restore {p} on {}", wanted.name);
+    }
+    Ok(true)
 }
 
 /// An attachment of ours that owns the selected NIC: then it is not this one's to give back.
@@ -141,14 +292,19 @@ pub fn identity_of(ctx: &Context, kernel: &dyn Kernel, vendor: Option<&VendorEnt
     }
 }
 
-/// The one link of the pod that is provably the NIC, with what it carries there.
+/// The one link of the pod that is provably the NIC, with what it carries there. None if
+/// the NIC is visibly on the host: then nothing in the pod can be it.
 fn find_in_pod(
     ctx: &Context,
     kernel: &dyn Kernel,
     identity: &Identity,
-) -> Result<Option<HostInterface>> {
+) -> Result<Option<FoundInPod>> {
     let netns = Path::new(&ctx.env.netns);
     if ctx.env.netns.is_empty() || !kernel.netns_exists(netns) {
+        return Ok(None);
+    }
+    if let Some(home) = on_the_host(kernel, identity)? {
+        log_info!("the selected NIC is on the host as {home}; nothing in the pod is it");
         return Ok(None);
     }
     kernel.in_netns(netns, |pod| {
@@ -161,7 +317,11 @@ fn find_in_pod(
             [] => Ok(None),
             [(link, why)] => {
                 log_info!("found {} in the pod without state ({why})", link.name);
-                Ok(Some(HostInterface::capture(pod, link)?))
+                let carried = HostInterface::capture(pod, link)?;
+                Ok(Some(FoundInPod {
+                    link: link.clone(),
+                    carried,
+                }))
             }
             many => {
                 let names: Vec<&str> = many.iter().map(|(l, _)| l.name.as_str()).collect();
@@ -175,66 +335,33 @@ fn find_in_pod(
     })
 }
 
-/// The state a DEL would have had, rebuilt from what was found: the pod side as it is,
-/// the vendor's record of the host side where there is one. `None`: nothing to give back.
-fn recovered_state(
-    ctx: &Context,
-    identity: &Identity,
-    vendor: Option<&VendorEntry>,
-    in_pod: Option<HostInterface>,
-) -> Option<AttachmentState> {
-    let pod_ifname = in_pod
-        .as_ref()
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| ctx.env.ifname.clone());
-    let mut host = match (in_pod, vendor) {
-        (Some(found), _) => found,
-        // Not in the pod (netns gone, or the NIC already back): the vendor's record still
-        // says what the host had, and the NIC is found on the host by PCI address.
-        (None, Some(_)) => HostInterface {
-            name: String::new(),
-            ifindex: 0,
-            mac: None,
-            mtu: 0,
-            up: true,
-            alias: None,
-            addresses: Vec::new(),
-            routes: Vec::new(),
-            master: None,
-        },
-        (None, None) => return None,
-    };
-    host.name = host_name(identity, &host, &pod_ifname);
-    // Back up on the host: it carried addresses, so it was in use.
-    host.up = vendor.is_none_or(VendorEntry::was_up);
-    if let Some(v) = vendor {
-        host.addresses = vendor_addresses(v);
-    }
-    // host-device's alias is its bookkeeping, not the NIC's own.
-    host.alias = None;
-    log_info!(
-        "recovering {} without state of ours{}",
-        host.summary(),
-        if vendor.is_some() {
-            " (the vendor plugin's attachment)"
-        } else {
-            ""
+/// The selected NIC's name on the host, if it is there (by its MAC, or the netdev sysfs
+/// lists under its PCI address carrying a host name of the selection).
+fn on_the_host(kernel: &dyn Kernel, identity: &Identity) -> Result<Option<String>> {
+    let host = kernel.host()?;
+    if let Some(mac) = &identity.mac {
+        if let Some(l) = host.link_by_mac(mac)? {
+            return Ok(Some(l.name));
         }
-    );
-    Some(AttachmentState {
-        pod_ifname,
-        ..ctx.new_attachment(host, identity.pci.clone())
-    })
+    }
+    let Some(pci) = &identity.pci else {
+        return Ok(None);
+    };
+    for name in kernel.sysfs().netdevs_of(pci) {
+        if let Some(l) = host.link_by_name(&name)? {
+            return Ok(Some(l.name));
+        }
+    }
+    Ok(None)
 }
 
 /// The name the NIC goes back under: host-device's record of it, else what the selection
 /// says, else the name it has (never a guess).
-fn host_name(identity: &Identity, found: &HostInterface, pod_ifname: &str) -> String {
-    found
-        .alias
+fn host_name(identity: &Identity, link: &Link) -> String {
+    link.alias
         .clone()
         .or_else(|| identity.host_names.first().cloned())
-        .unwrap_or_else(|| pod_ifname.to_owned())
+        .unwrap_or_else(|| link.name.clone())
 }
 
 /// The vendor plugin's attachment of `pci` as a state of ours would describe it: no
@@ -262,6 +389,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
             addresses: vendor_addresses(entry),
             routes: Vec::new(),
             master: None,
+            altnames: Vec::new(),
         },
         pod_ifname: entry.host_interface_name.clone(),
         staging_name: None,

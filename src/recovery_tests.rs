@@ -55,8 +55,22 @@ fn a_nic_under_its_host_name_comes_back_with_what_it_carried() {
     let (sb, kernel, index) = nic_in_pod("enp1s0", Some("enp1s0"));
     del(&sb, &kernel, json!({"device": "enp1s0"}));
     assert_back_on_the_host(&kernel, index);
-    let calls: Vec<String> = sb.calls().into_iter().map(|(c, _)| c).collect();
-    assert_eq!(calls, ["DEL"], "host-device is asked first, as with state");
+    assert!(
+        sb.calls().is_empty(),
+        "moved out by its index, not by a name"
+    );
+    let moves: Vec<String> = kernel
+        .journal()
+        .into_iter()
+        .filter(|l| l.starts_with(POD))
+        .collect();
+    assert_eq!(
+        moves[moves.len() - 2..],
+        [
+            format!("{POD}: set #{index} down"),
+            format!("{POD}: set #{index} netns=host")
+        ]
+    );
 }
 
 #[test]
@@ -79,7 +93,15 @@ fn a_link_that_is_not_provably_the_nic_is_never_touched() {
     );
     // Two links that both match: neither is touched.
     let (sb, kernel, _) = nic_in_pod("net1", Some("enp1s0"));
-    kernel.add_link(POD, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+    let decoy = kernel.add_link(POD, "net2", "02:00:00:00:00:99", &[], &[]);
+    let alias = LinkChange {
+        alias: Some("enp1s0".into()),
+        ..LinkChange::default()
+    };
+    kernel
+        .in_netns_for_tests(POD)
+        .set_link(decoy, &alias)
+        .unwrap();
     del(&sb, &kernel, json!({"device": "enp1s0"}));
     assert_eq!(kernel.links_in(POD).len(), 2);
 }
@@ -134,4 +156,66 @@ fn vendor_addresses_are_its_cidrs() {
         vendor_addresses(&entry),
         [address("198.51.100.7/24"), address("2001:db8::7/64")]
     );
+}
+
+#[test]
+fn a_nad_naming_the_pods_own_interface_moves_nothing() {
+    // The pod's primary interface, named like the NAD's "device": a name proves nothing.
+    let (sb, kernel, _) = nic_in_pod("eth0", None);
+    del(&sb, &kernel, json!({"device": "eth0"}));
+    assert_eq!(kernel.links_in(POD).len(), 1);
+    assert!(kernel.links_in(HOST).is_empty(), "nothing came to the host");
+}
+
+#[test]
+fn a_nic_that_is_on_the_host_is_never_reconfigured_from_a_pod() {
+    // The NAD names the node's uplink by PCI address; the pod has a link claiming its name.
+    let (sb, kernel, _) = nic_in_pod("eth0", Some("uplink0"));
+    let uplink = kernel.add_link(
+        HOST,
+        "uplink0",
+        "02:00:00:00:00:aa",
+        &[address("198.51.100.2/24")],
+        &[],
+    );
+    std::fs::create_dir_all(sb.path().join("bus/pci/devices/0000:5e:00.1/net/uplink0")).unwrap();
+    let before = kernel.journal().len();
+
+    del(&sb, &kernel, json!({"deviceID": "0000:5e:00.1"}));
+
+    assert_eq!(
+        kernel.journal().len(),
+        before,
+        "nothing changed: {:?}",
+        kernel.journal()
+    );
+    let nic = kernel.link(HOST, "uplink0").unwrap();
+    assert_eq!(nic.link.index, uplink);
+    assert_eq!(nic.addresses, [address("198.51.100.2/24")]);
+}
+
+#[test]
+fn a_vendor_nic_the_host_took_back_into_use_is_left_alone() {
+    let sb = Sandbox::new();
+    let kernel = FakeKernel::new(sb.path());
+    // Not in any pod: on the host, up, with an address of the host's own.
+    kernel.add_link(HOST, "enp1s0", MAC, &[address("203.0.113.9/24")], &[]);
+    std::fs::create_dir_all(sb.path().join("bus/pci/devices/0000:5e:00.1/net/enp1s0")).unwrap();
+    let state_dir = sb.state_dir();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let vendor = json!({"0000:5e:00.1": {"hostInterfaceName": "enp1s0",
+        "hostInterfaceIPs": ["192.0.2.10/24"], "state": "UP"}});
+    let file = state_dir.join(VENDOR_MAPPINGS_FILE);
+    std::fs::write(&file, vendor.to_string()).unwrap();
+
+    let ctx = sb.context("", json!({"deviceID": "0000:5e:00.1"}));
+    let store = StateStore::open(&state_dir).unwrap();
+    recover_without_state(&ctx, &kernel, &store).unwrap();
+
+    assert!(kernel.journal().is_empty(), "{:?}", kernel.journal());
+    assert_eq!(
+        kernel.link(HOST, "enp1s0").unwrap().addresses,
+        [address("203.0.113.9/24")]
+    );
+    assert!(file.exists(), "the entry stays");
 }

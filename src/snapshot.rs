@@ -27,6 +27,9 @@ pub struct HostInterface {
     /// The bridge, bond, team or VRF it was a port of, to enslave it again on the way back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
+    /// Its own alternative names on the host (they move with it, and stay its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub altnames: Vec<String>,
 }
 
 impl HostInterface {
@@ -57,6 +60,7 @@ impl HostInterface {
             addresses,
             routes,
             master,
+            altnames: link.altnames.clone(),
         })
     }
 

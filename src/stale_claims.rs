@@ -94,10 +94,12 @@ fn gone_because(ctx: &Context, kernel: &dyn Kernel, owner: &AttachmentState) -> 
         ));
     }
     let owner_uid = owner.pod.uid.as_deref()?;
+    let asking_uid = ctx.env.arg("K8S_POD_UID").filter(|u| !u.is_empty())?;
     let pci = owner.pci_address.as_ref()?;
     let checkpoint = Checkpoint::load(&ctx.conf.kubelet_checkpoint).ok()??;
     let holders = checkpoint.pods_holding(pci);
-    (!holders.is_empty() && !holders.contains(&owner_uid)).then(|| {
+    // Only kubelet's giving the NIC to the pod that asks proves the owner gone.
+    (holders.contains(&asking_uid) && !holders.contains(&owner_uid)).then(|| {
         format!(
             "kubelet allocates {pci} to pod {} now, not to its pod {owner_uid}",
             holders.join(", ")

@@ -181,6 +181,7 @@ pub fn attachment(
             addresses: addresses.to_vec(),
             routes: Vec::new(),
             master: None,
+            altnames: Vec::new(),
         },
         pod_ifname: pod_ifname.into(),
         staging_name: None,

@@ -192,7 +192,10 @@ fn resolve_and_lock(ctx: &Context, kernel: &dyn Kernel, store: &StateStore) -> R
     }
     let Resolved { link, pci } = resolve()?;
     crate::log::set_device(&link.name);
-    let key = state::device_key(None, link.mac.as_ref(), &link.name);
+    // However it was selected, a NIC on a PCI function is locked and claimed under its PCI
+    // address: a claim made under it is seen, and two ADDs of one NIC exclude each other.
+    let pci = pci.or_else(|| kernel.sysfs().pci_of_netdev(&link.name));
+    let key = state::device_key(pci.as_ref(), link.mac.as_ref(), &link.name);
     let lock = store.lock_device(&key)?;
     if ensure_unclaimed(ctx, kernel, store, &key, &link.name, true)? == Claimed::RepairedStale {
         // Given back under its host name: find it again.
@@ -283,7 +286,8 @@ fn attach(
         details: String::new(),
     })?;
     let mut name_in_result = state.pod_ifname.as_str();
-    if answer_to_cni_ifname(pod, &state.pod_ifname, &ctx.env.ifname) {
+    let already_its_own = host.altnames.contains(&ctx.env.ifname);
+    if already_its_own || answer_to_cni_ifname(pod, &state.pod_ifname, &ctx.env.ifname) {
         result.rename_interface(&state.pod_ifname, &ctx.env.ifname);
         name_in_result = &ctx.env.ifname;
     }

@@ -496,3 +496,35 @@ fn a_mac_names_the_bridge_port_not_the_bridge_that_took_its_address() {
     );
     assert!(err.to_string().contains("enp1s0 is a port of br0"), "{err}");
 }
+
+#[test]
+fn a_live_owner_keeps_its_nic_when_kubelet_gave_it_to_a_third_pod() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, _) = world(&sb, &[]);
+    let mut owner = earlier_attachment(&sb, &kernel, POD);
+    owner.pci_address = Some(PciAddress::parse("0000:5e:00.1").unwrap());
+    owner.pod.uid = Some("uid-owner".into());
+    store(&sb).save(&owner).unwrap();
+    std::fs::write(
+        sb.kubelet_checkpoint(),
+        json!({"Data": {
+            "PodDeviceEntries": [{"PodUID": "uid-third", "ContainerName": "c",
+                "ResourceName": "amd.com/nic", "DeviceIDs": ["0000:5e:00.1"]}],
+            "RegisteredDevices": {"amd.com/nic": ["0000:5e:00.1"]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut ctx = sb.context(POD, json!({"device": "enp1s0"}));
+    ctx.conf.allow_unverified_selection = true;
+    ctx.env.container_id = "c2".into();
+    ctx.env.args = "K8S_POD_UID=uid-asker".into();
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 101, "{err}");
+    assert!(
+        kernel.journal().is_empty(),
+        "the owner's NIC was not touched"
+    );
+}

@@ -49,6 +49,7 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
                 prefsrc: None,
             }],
             master: None,
+            altnames: Vec::new(),
         },
         pod_ifname: "enp94s0f1".into(),
         staging_name: None,
