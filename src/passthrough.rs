@@ -48,6 +48,7 @@ fn claim(ctx: &Context, pci: &PciAddress, driver: &str) -> AttachmentState {
         addresses: Vec::new(),
         routes: Vec::new(),
         master: None,
+        carries_default_route: false,
         altnames: Vec::new(),
     };
     AttachmentState {

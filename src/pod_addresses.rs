@@ -130,6 +130,7 @@ mod tests {
                 .collect(),
             routes: Vec::new(),
             master: None,
+            carries_default_route: false,
             altnames: Vec::new(),
         }
     }

@@ -389,6 +389,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
             addresses: vendor_addresses(entry),
             routes: Vec::new(),
             master: None,
+            carries_default_route: false,
             altnames: Vec::new(),
         },
         pod_ifname: entry.host_interface_name.clone(),

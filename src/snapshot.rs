@@ -27,6 +27,10 @@ pub struct HostInterface {
     /// The bridge, bond, team or VRF it was a port of, to enslave it again on the way back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
+    /// A default route goes through it, one that is not restored with it (multipath or a
+    /// nexthop object shared with other links): the default-route guard still sees it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carries_default_route: bool,
     /// Its own alternative names on the host (they move with it, and stay its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altnames: Vec<String>,
@@ -41,11 +45,9 @@ impl HostInterface {
             .into_iter()
             .filter(is_restorable_address)
             .collect();
-        let routes = nl
-            .routes(link.index)?
-            .into_iter()
-            .filter(is_restorable_route)
-            .collect();
+        let all_routes = nl.routes(link.index)?;
+        let carries_default_route = all_routes.iter().any(|r| r.shared && r.is_default());
+        let routes = all_routes.into_iter().filter(is_restorable_route).collect();
         let master = match link.master {
             Some(index) => nl.link_by_index(index)?.map(|m| m.name),
             None => None,
@@ -60,6 +62,7 @@ impl HostInterface {
             addresses,
             routes,
             master,
+            carries_default_route,
             altnames: link.altnames.clone(),
         })
     }
@@ -82,7 +85,7 @@ impl HostInterface {
     }
 
     pub fn has_default_route(&self) -> bool {
-        self.routes.iter().any(Route::is_default)
+        self.carries_default_route || self.routes.iter().any(Route::is_default)
     }
 
     /// Puts this configuration back on `current` (the same device, found again on the host).
@@ -162,7 +165,7 @@ fn is_restorable_address(a: &Address) -> bool {
 /// Routes someone configured: not the kernel's own prefix/local/multicast routes, which come
 /// back by themselves with the addresses.
 fn is_restorable_route(r: &Route) -> bool {
-    r.table != RT_TABLE_LOCAL && r.protocol != RTPROT_KERNEL && r.kind == RTN_UNICAST
+    r.table != RT_TABLE_LOCAL && r.protocol != RTPROT_KERNEL && r.kind == RTN_UNICAST && !r.shared
 }
 
 /// Adds routes through link `index`, retrying those whose gateway is only reachable through
@@ -210,6 +213,7 @@ mod tests {
             kind,
             priority: None,
             prefsrc: None,
+            shared: false,
         }
     }
 
@@ -242,5 +246,70 @@ mod tests {
         )));
         assert!(!is_restorable_route(&route(RT_TABLE_LOCAL, 4, RTN_UNICAST)));
         assert!(!is_restorable_route(&route(RT_TABLE_MAIN, 4, 5)));
+    }
+
+    /// Against the running kernel (root only): a multipath default route and one through a
+    /// nexthop group both go through the NIC, and both keep it on the host.
+    #[test]
+    fn default_routes_through_shared_next_hops_are_seen_and_not_restored() {
+        use crate::kernel::{Kernel, LiveKernel};
+        let Some(scratch) = crate::testing::ScratchNetns::new("mpath") else {
+            return;
+        };
+        for args in [
+            &["link", "add", "a0", "type", "veth", "peer", "name", "a1"][..],
+            &["link", "add", "b0", "type", "veth", "peer", "name", "b1"],
+            &["link", "set", "a0", "up"],
+            &["link", "set", "b0", "up"],
+            &["link", "set", "a1", "up"],
+            &["link", "set", "b1", "up"],
+            &["addr", "add", "192.0.2.2/24", "dev", "a0"],
+            &["addr", "add", "198.51.100.2/24", "dev", "b0"],
+            &[
+                "route",
+                "add",
+                "default",
+                "nexthop",
+                "via",
+                "192.0.2.1",
+                "dev",
+                "a0",
+                "nexthop",
+                "via",
+                "198.51.100.1",
+                "dev",
+                "b0",
+            ],
+        ] {
+            assert!(scratch.ip(args), "ip {args:?}");
+        }
+        let kernel = LiveKernel::new();
+        let links = kernel.links_in(&scratch.path()).unwrap();
+        let a0 = links.link_by_name("a0").unwrap().unwrap();
+        let captured = HostInterface::capture(&*links, &a0).unwrap();
+        assert!(captured.has_default_route(), "{captured:?}");
+        assert!(
+            captured.routes.is_empty(),
+            "not restorable on a0 alone: {:?}",
+            captured.routes
+        );
+        // A default route through a nexthop object (kernel 5.3+).
+        assert!(scratch.ip(&["route", "del", "default"]));
+        if scratch.ip(&[
+            "nexthop",
+            "add",
+            "id",
+            "7",
+            "via",
+            "198.51.100.1",
+            "dev",
+            "b0",
+        ]) && scratch.ip(&["route", "add", "default", "nhid", "7"])
+        {
+            let b0 = links.link_by_name("b0").unwrap().unwrap();
+            assert!(HostInterface::capture(&*links, &b0)
+                .unwrap()
+                .has_default_route());
+        }
     }
 }

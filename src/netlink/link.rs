@@ -274,31 +274,12 @@ mod tests {
     #[test]
     fn alternative_names_are_added_found_and_removed_on_this_kernel() {
         use crate::kernel::{Kernel, LiveKernel};
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root for a network namespace");
+        let Some(scratch) = crate::testing::ScratchNetns::new("alt") else {
             return;
-        }
-        let ns = format!("ahd-unit-alt-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .is_ok_and(|s| s.success())
         };
-        if !ip(&["netns", "add", &ns]) {
-            eprintln!("skipped: ip netns add failed");
-            return;
-        }
-        let cleanup = scopeguard(|| {
-            ip(&["netns", "del", &ns]);
-        });
-        assert!(ip(&[
-            "-n", &ns, "link", "add", "a0", "type", "veth", "peer", "name", "b0"
-        ]));
+        assert!(scratch.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "b0"]));
         let kernel = LiveKernel::new();
-        let pod = kernel
-            .links_in(std::path::Path::new(&format!("/run/netns/{ns}")))
-            .unwrap();
+        let pod = kernel.links_in(&scratch.path()).unwrap();
         pod.add_altname("a0", "net9").unwrap();
         let a0 = pod
             .link_by_name("net9")
@@ -322,17 +303,5 @@ mod tests {
         pod.del_altname(a0.index, "net9").unwrap();
         assert_eq!(pod.link_by_name("net9").unwrap(), None);
         assert!(pod.link_by_name("a0").unwrap().unwrap().altnames.is_empty());
-        drop(cleanup);
-    }
-
-    /// Runs `f` when dropped, so a failed assertion still cleans up.
-    fn scopeguard(f: impl FnMut()) -> impl Drop {
-        struct Guard<F: FnMut()>(F);
-        impl<F: FnMut()> Drop for Guard<F> {
-            fn drop(&mut self) {
-                (self.0)()
-            }
-        }
-        Guard(f)
     }
 }

@@ -37,6 +37,10 @@ pub struct Route {
     pub priority: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefsrc: Option<IpAddr>,
+    /// Through next hops the link shares with others (a multipath route, a nexthop
+    /// object): the link carries it, but it cannot be put back on the link alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl Route {
@@ -167,11 +171,14 @@ impl Netlink {
 
 fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
     let attrs = msg.rtattrs().get_attr_handle();
-    // Belt and braces for kernels that ignore the filter; multipath routes have no RTA_OIF
-    // and are left alone.
-    if attrs.get_attr_payload_as::<u32>(Rta::Oif).ok()? != index as u32 {
-        return None;
-    }
+    // Belt and braces for kernels that ignore the filter. A route without RTA_OIF goes
+    // through shared next hops (RTA_MULTIPATH, RTA_NH_ID): the strictly checked dump
+    // returned it because one of them uses the link.
+    let shared = match attrs.get_attr_payload_as::<u32>(Rta::Oif).ok() {
+        Some(oif) if oif == index as u32 => false,
+        Some(_) => return None,
+        None => true,
+    };
     let ip = |t: Rta| {
         attrs
             .get_attribute(t)
@@ -194,6 +201,7 @@ fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
         kind: u8::from(*msg.rtm_type()),
         priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
         prefsrc: ip(Rta::Prefsrc),
+        shared,
     })
 }
 
@@ -213,6 +221,7 @@ mod tests {
             kind: RTN_UNICAST,
             priority: None,
             prefsrc: None,
+            shared: false,
         }
     }
 

@@ -76,6 +76,7 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
         addresses,
         routes: routes.unwrap_or_default(),
         master: salvage_string(host_part, "master"),
+        carries_default_route: false,
         altnames: Vec::new(),
     };
     (host, lost)
