@@ -133,7 +133,7 @@ by_device() {
 @test "allocation: no K8S_POD_UID in CNI_ARGS → 106" {
     owner_holds_pci
     PLUGIN_CNI_ARGS="IgnoreUnknown=true;K8S_POD_NAMESPACE=testns;K8S_POD_NAME=pod-$CID" expect_not_allocated 106 \
-        "cannot be tied to this pod: CNI_ARGS has no K8S_POD_UID" "$CID" "$(multus_config)"
+        "and CNI_ARGS has no K8S_POD_UID to show this is that pod" "$CID" "$(multus_config)"
 }
 
 @test "allocation: allowUnverifiedSelection lets a device name selector through, and the log says so" {
