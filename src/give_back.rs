@@ -15,7 +15,7 @@ use crate::delegate::Delegate;
 use crate::device::Sysfs;
 use crate::error::Error;
 use crate::kernel::Kernel;
-use crate::netlink::{Link, LinkChange, Links};
+use crate::netlink::{Link, Links};
 use crate::rdma;
 use crate::state::{AttachmentState, StateStore};
 use crate::{log_debug, log_error, log_info};
@@ -297,14 +297,7 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
             return Ok(false);
         };
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
-        pod.set_down(link.index)?;
-        pod.set_link(
-            link.index,
-            &LinkChange {
-                netns_fd: Some(host_ns),
-                ..LinkChange::default()
-            },
-        )?;
+        pod.move_down_to(link.index, host_ns)?;
         Ok(true)
     })
 }
@@ -313,6 +306,7 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
 mod tests {
     use super::*;
     use crate::kernel::fake::{FakeKernel, HOST};
+    use crate::netlink::LinkChange;
     use crate::testing::{address, attachment, Sandbox};
     use serde_json::json;
 

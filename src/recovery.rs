@@ -28,7 +28,7 @@ use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::kernel::Kernel;
-use crate::netlink::{Address, Link, LinkChange};
+use crate::netlink::{Address, Link};
 use crate::snapshot::HostInterface;
 use crate::state::{
     name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
@@ -145,14 +145,7 @@ fn bring_back(
     let FoundInPod { link, carried } = found;
     let host_ns = kernel.host_netns_fd()?;
     kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
-        pod.set_down(link.index)?;
-        pod.set_link(
-            link.index,
-            &LinkChange {
-                netns_fd: Some(host_ns),
-                ..LinkChange::default()
-            },
-        )
+        pod.move_down_to(link.index, host_ns)
     })?;
     let host = kernel.host()?;
     let back = host

@@ -84,6 +84,19 @@ pub trait Links {
         Ok(nic.cloned())
     }
 
+    /// Moves link `index` into the namespace of `netns_fd`, down first (a link arrives down
+    /// anyway, and its addresses do not follow).
+    fn move_down_to(&self, index: i32, netns_fd: u32) -> Result<()> {
+        self.set_down(index)?;
+        self.set_link(
+            index,
+            &LinkChange {
+                netns_fd: Some(netns_fd),
+                ..LinkChange::default()
+            },
+        )
+    }
+
     /// Sets link `index` administratively down.
     fn set_down(&self, index: i32) -> Result<()> {
         self.set_link(
