@@ -16,10 +16,15 @@ use crate::snapshot::HostInterface;
 /// that subnet if there is one, else the other address of the pair.
 pub fn point_to_point_gateways(ips: &mut [IpConfig], routes: &[Route]) {
     for ip in ips.iter_mut().filter(|ip| ip.gateway.is_none()) {
-        let Some((addr, len)) = parse_cidr(&ip.address) else {
+        let Some(Address {
+            ip: addr,
+            prefix_len,
+            ..
+        }) = Address::from_cidr(&ip.address)
+        else {
             continue;
         };
-        let Some(peer) = pair_peer(addr, len) else {
+        let Some(peer) = pair_peer(addr, prefix_len) else {
             continue;
         };
         let routed = routes
@@ -38,11 +43,6 @@ fn pair_peer(addr: IpAddr, len: u8) -> Option<IpAddr> {
         IpAddr::V6(v6) if len == 127 => Some(IpAddr::V6((u128::from(v6) ^ 1).into())),
         _ => None,
     }
-}
-
-fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = s.split_once('/')?;
-    Some((ip.parse().ok()?, len.parse().ok()?))
 }
 
 /// Whether the pod gets the host interface's own addresses, so its captured routes (whose

@@ -20,7 +20,6 @@
 //!   the way the kernel hands a NIC back (down, without addresses): one the host has taken
 //!   back into use is left alone, and so is its entry.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use crate::context::Context;
@@ -400,13 +399,7 @@ pub fn vendor_addresses(entry: &VendorEntry) -> Vec<Address> {
         .host_interface_ips
         .iter()
         .flatten()
-        .filter_map(|cidr| {
-            let (ip, len) = cidr.split_once('/')?;
-            Some(Address::global(
-                ip.parse::<IpAddr>().ok()?,
-                len.parse().ok()?,
-            ))
-        })
+        .filter_map(|cidr| Address::from_cidr(cidr))
         .collect()
 }
 

@@ -14,11 +14,7 @@ use crate::netlink::{Address, Route};
 
 /// `"192.0.2.10/24"` as a plain global address.
 pub fn address(cidr: &str) -> Address {
-    let (ip, len) = cidr.split_once('/').expect("a CIDR");
-    Address::global(
-        ip.parse().expect("an IP"),
-        len.parse().expect("a prefix length"),
-    )
+    Address::from_cidr(cidr).expect("a CIDR")
 }
 
 /// An IPv4 unicast route in the main table, as a person would add it.

@@ -1,6 +1,5 @@
 //! CHECK: is the device still in the pod as ADD left it (name, MAC, up, MTU, addresses, routes)?
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use crate::cni::CniResult;
@@ -107,10 +106,13 @@ fn check_link(link: &Link, state: &AttachmentState) -> Result<()> {
 /// Every address of prevResult (ours, or the user's IPAM's) must be on the interface.
 fn check_addresses(present: &[Address], prev: &CniResult, state: &AttachmentState) -> Result<()> {
     for ip in &prev.ips {
-        let wanted = parse_cidr(&ip.address).ok_or_else(|| {
+        let wanted = Address::from_cidr(&ip.address).ok_or_else(|| {
             Error::Decode(format!("prevResult address {:?} is not CIDR", ip.address))
         })?;
-        if !present.iter().any(|a| (a.ip, a.prefix_len) == wanted) {
+        if !present
+            .iter()
+            .any(|a| (a.ip, a.prefix_len) == (wanted.ip, wanted.prefix_len))
+        {
             return Err(Error::CheckFailed(format!(
                 "address {} is missing from {} in the pod",
                 ip.address, state.pod_ifname
@@ -133,25 +135,4 @@ fn check_routes(present: &[Route], captured: &[Route], name: &str) -> Result<()>
         }
     }
     Ok(())
-}
-
-fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = s.split_once('/')?;
-    Some((ip.parse().ok()?, len.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cidrs() {
-        assert_eq!(
-            parse_cidr("192.0.2.1/24"),
-            Some(("192.0.2.1".parse().unwrap(), 24))
-        );
-        assert_eq!(parse_cidr("2001:db8::1/64").unwrap().1, 64);
-        assert_eq!(parse_cidr("192.0.2.1"), None);
-        assert_eq!(parse_cidr("x/24"), None);
-    }
 }

@@ -46,6 +46,13 @@ impl Address {
         format!("{}/{}", self.ip, self.prefix_len)
     }
 
+    /// The inverse of [`Address::cidr`], as a plain global address; `None` unless `s` is
+    /// `<ip>/<prefix length>`.
+    pub fn from_cidr(s: &str) -> Option<Address> {
+        let (ip, len) = s.split_once('/')?;
+        Some(Address::global(ip.parse().ok()?, len.parse().ok()?))
+    }
+
     pub fn is_ipv6_link_local(&self) -> bool {
         matches!(self.ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
     }
@@ -152,6 +159,17 @@ mod tests {
         assert!(!addr("fec0::1", 64).is_ipv6_link_local());
         assert!(!addr("2001:db8::1", 64).is_ipv6_link_local());
         assert!(!addr("169.254.1.1", 16).is_ipv6_link_local());
+    }
+
+    #[test]
+    fn parses_cidrs() {
+        assert_eq!(
+            Address::from_cidr("192.0.2.1/24"),
+            Some(addr("192.0.2.1", 24))
+        );
+        assert_eq!(Address::from_cidr("2001:db8::1/64").unwrap().prefix_len, 64);
+        assert_eq!(Address::from_cidr("192.0.2.1"), None);
+        assert_eq!(Address::from_cidr("x/24"), None);
     }
 
     #[test]
