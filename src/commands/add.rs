@@ -53,7 +53,8 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     }
 
     let host = kernel.host()?;
-    let (Resolved { link, pci }, _device_lock) = match resolve_and_lock(ctx, kernel, &store)? {
+    let found = resolve_and_lock(ctx, kernel, host, &store)?;
+    let (Resolved { link, pci }, _device_lock) = match found {
         Found::Netdev(resolved, lock) => (resolved, lock),
         Found::Userspace { pci, driver, lock } => {
             let _device_lock = lock;
@@ -168,9 +169,13 @@ enum Found {
 /// Finds the selected device and takes its lock; the link is read under the lock, since
 /// another ADD may have taken the device meanwhile. A PCI address is the device's key before
 /// netlink is asked, so then the lock comes first and the link is read once.
-fn resolve_and_lock(ctx: &Context, kernel: &dyn Kernel, store: &StateStore) -> Result<Found> {
+fn resolve_and_lock(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    host: &dyn Links,
+    store: &StateStore,
+) -> Result<Found> {
     let selector = &ctx.conf.selector;
-    let host = kernel.host()?;
     let resolve = || device::resolve(selector, kernel.sysfs(), host);
     if let Some(pci) = &selector.pci {
         let key = state::pci_key(pci);
@@ -295,13 +300,13 @@ fn attach(
     result.describe_interface(name_in_result, host.mtu, pci_id);
     attach_rdma(kernel, &state.rdma_devices, Path::new(&ctx.env.netns))?;
     // Captured gateways are only reachable where the captured addresses went.
-    if pod_addresses::captured_addresses_follow(conf, host) && !host.routes.is_empty() {
-        add_routes_in_pod(pod, &state.pod_ifname, host)?;
-        for r in &host.routes {
-            result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
-        }
-    }
     if pod_addresses::captured_addresses_follow(conf, host) {
+        if !host.routes.is_empty() {
+            add_routes_in_pod(pod, &state.pod_ifname, host)?;
+            for r in &host.routes {
+                result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
+            }
+        }
         pod_addresses::point_to_point_gateways(&mut result.ips, &host.routes);
     }
     Ok(result)
