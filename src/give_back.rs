@@ -50,8 +50,9 @@ pub fn give_back(
         );
         return store.remove(state);
     };
-    let mut problems = state.host.restore(kernel.host()?, &link)?;
-    problems.extend(drop_cni_ifname(kernel.host()?, &link, state));
+    let host = kernel.host()?;
+    let mut problems = state.host.restore(host, &link)?;
+    problems.extend(drop_cni_ifname(host, &link, state));
     for p in &problems {
         log_error!("could not restore {p} on {}", state.host.name);
     }
@@ -100,18 +101,23 @@ fn bring_to_host(
 
 /// Takes `CNI_IFNAME` off the NIC, back on the host: it was the NIC's alternative name in the
 /// pod only. What could not be done, for the log.
-fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Vec<String> {
+fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Option<String> {
     let ours = state.ifname != state.host.name && !state.host.altnames.contains(&state.ifname);
-    if !ours || !link.altnames.contains(&state.ifname) {
-        return Vec::new();
+    if !ours {
+        return None;
     }
-    match host.del_altname(link.index, &state.ifname) {
-        Ok(()) => Vec::new(),
-        Err(e) => vec![format!(
-            "removal of the alternative name {}: {e}",
-            state.ifname
-        )],
+    drop_altname(host, link, &state.ifname)
+}
+
+/// Takes the alternative name `name` off `link` if it carries it; what could not be done,
+/// for the log.
+pub fn drop_altname(host: &dyn Links, link: &Link, name: &str) -> Option<String> {
+    if !link.altnames.iter().any(|a| a == name) {
+        return None;
     }
+    host.del_altname(link.index, name)
+        .err()
+        .map(|e| format!("removal of the alternative name {name}: {e}"))
 }
 
 /// A NIC carrying an alternative name the host already uses may not be let into the host:

@@ -26,6 +26,7 @@ use crate::context::Context;
 use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
+use crate::give_back::drop_altname;
 use crate::kernel::Kernel;
 use crate::netlink::{Address, Link};
 use crate::snapshot::HostInterface;
@@ -165,13 +166,8 @@ fn bring_back(
         }
     );
     let mut problems = wanted.restore(host, &back)?;
-    if back.altnames.contains(&ctx.env.ifname) && ctx.env.ifname != wanted.name {
-        if let Err(e) = host.del_altname(back.index, &ctx.env.ifname) {
-            problems.push(format!(
-                "removal of the alternative name {}: {e}",
-                ctx.env.ifname
-            ));
-        }
+    if ctx.env.ifname != wanted.name {
+        problems.extend(drop_altname(host, &back, &ctx.env.ifname));
     }
     for p in &problems {
         log_error!("could not restore {p} on {}", wanted.name);
