@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::cni::{CniVersion, Environment};
 use crate::config::{is_valid_network_name, NetConf};
 use crate::context::Context;
-use crate::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::give_back::{find_in_pod, find_on_host, give_back};
 use crate::kernel::{Kernel, LiveKernel};
@@ -440,7 +439,7 @@ fn restore_one(
             },
         )?,
     };
-    let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
+    let delegate = ctx.give_back_delegate();
     give_back(kernel, &ctx, delegate.as_ref(), store, state)
 }
 

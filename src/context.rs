@@ -3,6 +3,7 @@
 
 use crate::cni::{CniVersion, Environment};
 use crate::config::NetConf;
+use crate::delegate::Delegate;
 use crate::device_id::PciAddress;
 use crate::snapshot::HostInterface;
 use crate::state::{AttachmentState, PodRef, SCHEMA_VERSION};
@@ -16,6 +17,12 @@ impl Context {
     /// The spec version the config asked for (results and errors are written in it).
     pub fn version(&self) -> CniVersion {
         self.conf.cni_version
+    }
+
+    /// The delegate for giving a device back (DEL, GC, a stale claim's repair, `restore`):
+    /// without host-device a device that is already on the host still comes back.
+    pub fn give_back_delegate(&self) -> Option<Delegate> {
+        Delegate::find_for_give_back(&self.conf.delegate, &self.env.path)
     }
 
     /// The state of this attachment, now, for `host` (as captured) at `pci_address`: the

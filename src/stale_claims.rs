@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::cni::Environment;
 use crate::context::Context;
-use crate::delegate::Delegate;
 use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::give_back::give_back;
@@ -69,7 +68,7 @@ pub fn ensure_unclaimed(
     give_back(
         kernel,
         &owner_context(ctx, &state),
-        delegate(ctx).as_ref(),
+        ctx.give_back_delegate().as_ref(),
         store,
         &state,
     )?;
@@ -119,8 +118,4 @@ fn owner_context(ctx: &Context, owner: &AttachmentState) -> Context {
         },
         conf: ctx.conf.clone(),
     }
-}
-
-fn delegate(ctx: &Context) -> Option<Delegate> {
-    Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path)
 }

@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use crate::context::Context;
-use crate::delegate::Delegate;
 use crate::error::Error;
 use crate::give_back::give_back;
 use crate::kernel::Kernel;
@@ -26,8 +25,7 @@ pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     };
     crate::log::set_device(&state.host.name);
     let _device_lock = store.lock_device(&state.device_key())?;
-    // Without host-device we can still bring back a device that is already on the host.
-    let delegate = Delegate::find_for_give_back(&conf.delegate, &env.path);
+    let delegate = ctx.give_back_delegate();
     give_back(kernel, ctx, delegate.as_ref(), &store, &state)
 }
 

@@ -14,7 +14,7 @@ pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     super::require_1_1("GC", ctx)?;
     let valid = ctx.conf.valid_attachments.as_deref().unwrap_or_default();
     let store = StateStore::open(&ctx.conf.state_dir)?;
-    let delegate = Delegate::find_for_give_back(&ctx.conf.delegate, &ctx.env.path);
+    let delegate = ctx.give_back_delegate();
     let mut failures = Vec::new();
     for (container_id, ifname) in store.attachments()? {
         if is_listed(valid, &container_id, &ifname) {
