@@ -140,21 +140,17 @@ impl Sysfs {
     /// The PCI function interface `ifname` of this namespace sits on, if it sits on one (its
     /// `device` link ends in a PCI address).
     pub fn pci_of_netdev(&self, ifname: &str) -> Option<PciAddress> {
-        let link =
-            std::fs::read_link(self.root.join("class/net").join(ifname).join("device")).ok()?;
-        PciAddress::parse(link.file_name()?.to_str()?).ok()
+        pci_address_linked_from(&self.root.join("class/net").join(ifname).join("device"))
     }
 
     /// The physical function of a virtual function (its `physfn` link); `None` for a PF.
     pub fn physfn_of(&self, addr: &PciAddress) -> Option<PciAddress> {
-        let link = std::fs::read_link(self.pci_device_dir(addr).join("physfn")).ok()?;
-        PciAddress::parse(link.file_name()?.to_str()?).ok()
+        pci_address_linked_from(&self.pci_device_dir(addr).join("physfn"))
     }
 
     /// The kernel driver bound to the function, if any.
     pub fn driver_of(&self, addr: &PciAddress) -> Option<String> {
-        let link = std::fs::read_link(self.pci_device_dir(addr).join("driver")).ok()?;
-        link.file_name()?.to_str().map(str::to_owned)
+        link_target_name(&self.pci_device_dir(addr).join("driver"))
     }
 
     /// The one netdev of `addr`; `wanted` picks among several (a `device` selector).
@@ -298,6 +294,18 @@ fn pick(netdevs: &[String], wanted: Option<&str>, what: &str) -> Result<String, 
             many.join(", ")
         ))),
     }
+}
+
+/// The last part of what symlink `link` points to: sysfs names a device's driver, PCI
+/// function or physical function that way.
+fn link_target_name(link: &Path) -> Option<String> {
+    let target = std::fs::read_link(link).ok()?;
+    target.file_name()?.to_str().map(str::to_owned)
+}
+
+/// The PCI function symlink `link` points to, if it points to one.
+fn pci_address_linked_from(link: &Path) -> Option<PciAddress> {
+    PciAddress::parse(&link_target_name(link)?).ok()
 }
 
 fn sorted_names(dir: &Path) -> Vec<String> {
