@@ -38,19 +38,7 @@ pub fn attach(
 
 /// The state of such an attachment: the function and its driver, no host interface.
 fn claim(ctx: &Context, pci: &PciAddress, driver: &str) -> AttachmentState {
-    let no_netdev = HostInterface {
-        name: String::new(),
-        ifindex: 0,
-        mac: None,
-        mtu: 0,
-        up: false,
-        alias: None,
-        addresses: Vec::new(),
-        routes: Vec::new(),
-        master: None,
-        carries_default_route: false,
-        altnames: Vec::new(),
-    };
+    let no_netdev = HostInterface::default();
     AttachmentState {
         userspace_driver: Some(driver.to_owned()),
         ..ctx.new_attachment(no_netdev, Some(pci.clone()))

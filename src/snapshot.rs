@@ -10,8 +10,9 @@ use crate::error::Error;
 use crate::netlink::consts::*;
 use crate::netlink::{Address, Link, LinkChange, Links, Route};
 
-/// Everything about a host interface that a trip through a pod must not lose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything about a host interface that a trip through a pod must not lose. The default
+/// is no interface at all (a claimed PCI function without a netdev).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostInterface {
     pub name: String,
