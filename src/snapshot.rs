@@ -134,9 +134,7 @@ impl HostInterface {
         }
         Ok(problems)
     }
-}
 
-impl HostInterface {
     /// Makes `current` a port of `master` again, unless it already is.
     fn enslave(&self, nl: &dyn Links, current: &Link, master: &str) -> Result<(), Error> {
         let master = nl
