@@ -53,13 +53,6 @@ assert_pod_has_only_lo() {
 }
 
 # No state file and no claim is left in the state directory.
-assert_no_state_left() {
-    [[ -d $STATE_DIR ]] || return 0
-    local left
-    left=$(find "$STATE_DIR" -maxdepth 1 \( -name '*.json' -o -name 'claim-*' \) -printf '%f ')
-    [[ -z $left ]] || die "state left in $STATE_DIR: $left"
-}
-
 # assert_interfaces <json-array>: the result's interfaces are exactly these (any key order).
 assert_interfaces() {
     jq -e --argjson want "$1" '.interfaces == $want' <<<"$output" >/dev/null ||

@@ -22,10 +22,7 @@ assert_nic_untouched() {
     local links
     links=$(run_in_pod_ns ip -j link show | jq -r '[.[].ifname] | join(",")')
     [[ $links == lo ]] || die "pod ns has links besides lo: $links"
-    # nothing left behind in the state dir
-    if compgen -G "$STATE_DIR/*.json" >/dev/null; then
-        die "state left behind after a rejected ADD: $(ls -la "$STATE_DIR")"
-    fi
+    assert_no_state_left "after a rejected ADD"
 }
 
 # expect_rejected <code> <message part> <CNI_COMMAND> <CNI_CONTAINERID> <CNI_IFNAME> <config>

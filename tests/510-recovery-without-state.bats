@@ -56,7 +56,7 @@ assert_recovered() {
     assert_route host 10.99.0.0/16 10.77.0.1 "$NIC"
     assert_route host 2001:db8:99::/48 2001:db8:77::1 "$NIC"
     assert_altnames host "$NIC"
-    assert_json '.[0].ifalias // "none"' none "$(run_in_host_ns ip -j -d link show dev "$NIC")"
+    assert_no_alias host "$NIC"
     assert_no_link pod "$NIC"
     assert_no_link pod net1
     [[ ! -e $(state_file "$CID" net1) ]] || die "a recovery left state: $(cat "$(state_file "$CID" net1)")"
@@ -117,7 +117,7 @@ expect_recovery() {
     conf=$(selector_config deviceID host)
     add_then_lose_state "$conf" "$NIC"
     run_in_pod_ns ip link set dev "$NIC" alias ""
-    assert_json '.[0].ifalias // "none"' none "$(run_in_pod_ns ip -j -d link show dev "$NIC")"
+    assert_no_alias pod "$NIC"
 
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$conf"
     assert_plugin_ok_silent

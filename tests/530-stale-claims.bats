@@ -37,8 +37,8 @@ assert_as_before() {
     assert_nic_restored
     assert_route host 2001:db8:99::/48 2001:db8:77::1 "$NIC"
     assert_altnames host "$NIC"
-    assert_json '.[0].ifalias // "none"' none "$(run_in_host_ns ip -j -d link show dev "$NIC")"
-    [[ -z $(find "$STATE_DIR" -maxdepth 1 -name '*.json') ]] || die "state left: $(ls -A "$STATE_DIR")"
+    assert_no_alias host "$NIC"
+    assert_no_state_left
 }
 
 # assert_in_new_pod <pod-side name>: the second pod ($NEW_POD_NETNS) has the

@@ -30,11 +30,6 @@ assert_master() {
     assert_json '.[0].master // "none"' "$2" "$(run_in_host_ns ip -j link show dev "$1")"
 }
 
-# assert_no_attachment: no state file or claim in the state dir.
-assert_no_attachment() {
-    [[ -z $(find "$STATE_DIR" -maxdepth 1 \( -name '*.json' -o -name 'claim-*' \) 2>/dev/null) ]] ||
-        die "a refused ADD left state: $(ls -A "$STATE_DIR")"
-}
 
 ###########################################################################
 
@@ -49,7 +44,7 @@ assert_no_attachment() {
     assert_master "$NIC" "$BR"
     assert_no_link pod "$NIC"
     assert_no_link pod net1
-    assert_no_attachment
+    assert_no_state_left "after a refused ADD"
 
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$(multus_config)"
     assert_plugin_ok_silent
@@ -65,7 +60,7 @@ assert_no_attachment() {
     assert_msg_contains "$NIC is a port of $BR"
     assert_nic_home
     assert_master "$NIC" "$BR"
-    assert_no_attachment
+    assert_no_state_left "after a refused ADD"
 }
 
 @test "a bridge port selected by hwaddr (the bridge took the port's MAC) is refused the same way; the bridge is never tried" {
@@ -78,7 +73,7 @@ assert_no_attachment() {
     assert_msg_contains "$NIC is a port of $BR"
     assert_nic_home
     assert_master "$NIC" "$BR"
-    assert_no_attachment
+    assert_no_state_left "after a refused ADD"
     ! grep -q "captured $BR" "$LOG_FILE" || die "the bridge itself was taken for the NIC: $(cat "$LOG_FILE")"
 }
 
@@ -91,7 +86,7 @@ assert_no_attachment() {
     assert_nic_home
     assert_no_link pod "$NIC"
     assert_json '.[0].link' "$NIC" "$(run_in_host_ns ip -j link show dev "v${TID}")"
-    assert_no_attachment
+    assert_no_state_left "after a refused ADD"
 }
 
 @test "a bridge port whose node policy allows it (allowEnslavedDevice): ADD moves it, DEL makes it a port of the bridge again, with its addresses, MTU, routes, UP" {
@@ -121,7 +116,7 @@ assert_no_attachment() {
     assert_msg_contains allowEnslavedDevice
     assert_nic_home
     assert_master "$NIC" "$BR"
-    assert_no_attachment
+    assert_no_state_left "after a refused ADD"
 
     allow_nad_keys allowEnslavedDevice
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$conf"

@@ -289,9 +289,7 @@ assert_ctr_addrs() {
 # state file left at all (podman's container ids are not $CID).
 assert_nic_given_back() {
     assert_nic_home "${1:-1500}"
-    local left
-    left=$(find "$STATE_DIR" -maxdepth 1 -name '*.json' 2>/dev/null)
-    [[ -z $left ]] || die "state left after podman rm: $left"
+    assert_no_state_left "after podman rm"
 }
 
 ###########################################################################

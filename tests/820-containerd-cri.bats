@@ -107,9 +107,7 @@ assert_nic_back() {
     jq -e '(.[0].altnames // []) | length == 0' <<<"$json" >/dev/null ||
         die "$NIC keeps alternative names on the host: $json"
     assert_no_link host eth0
-    local left
-    left=$(find "$STATE_DIR" -maxdepth 1 \( -name '*.json' -o -name 'claim-*' \) 2>/dev/null)
-    [[ -z $left ]] || die "state left after RemovePodSandbox: $left"
+    assert_no_state_left "after RemovePodSandbox"
 }
 
 # stop_remove_and_check <mtu> <addr>...: StopPodSandbox gives the NIC back

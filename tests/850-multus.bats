@@ -205,8 +205,7 @@ two_nic_pod() {
     assert_a_on_host
     assert_b_on_host
     assert_bystander_untouched
-    [[ -z $(find "$STATE_DIR" -maxdepth 1 -type f -name '*.json') ]] ||
-        die "state left behind: $(ls -la "$STATE_DIR")"
+    assert_no_state_left
 
     # Multus (or the kubelet) repeats DELs: harmless
     run_plugin DEL "$SANDBOX" "$netns" net2 "$del2"

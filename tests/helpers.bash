@@ -720,6 +720,21 @@ assert_refused_untouched() {
     [[ ! -e $STATE_DIR ]] || die "a refused ADD created the state dir: $(ls -la "$STATE_DIR")"
 }
 
+# assert_no_state_left [when]: no attachment's state file and no claim is left
+# in $STATE_DIR (a state dir never created counts as empty).
+assert_no_state_left() {
+    [[ -d $STATE_DIR ]] || return 0
+    local left
+    left=$(find "$STATE_DIR" -maxdepth 1 \( -name '*.json' -o -name 'claim-*' \) -printf '%f ')
+    [[ -z $left ]] || die "state left in $STATE_DIR${1:+ $1}: $left"
+}
+
+# assert_no_alias <ns> <ifname>: the link carries no ifalias (host-device's
+# mark of a moved device).
+assert_no_alias() {
+    assert_json '.[0].ifalias // "none"' none "$(ns_exec "$1" ip -j -d link show dev "$2")"
+}
+
 # The start of every log line: "2026-12-01T13:08:11.123Z info ".
 LOG_LINE_START='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (error|info|debug) '
 
