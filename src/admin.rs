@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::cni::{CniVersion, Environment};
 use crate::config::{is_valid_network_name, NetConf};
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
-use crate::give_back::{find_in_pod, find_on_host, give_back};
+use crate::verbs::give_back::{find_in_pod, find_on_host, give_back};
 use crate::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
 use crate::policy::NodePolicy;
-use crate::recovery::vendor_attachment;
+use crate::verbs::recovery::vendor_attachment;
 use crate::state::{AttachmentState, StateStore};
 
 const USAGE: &str = "usage:

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use amd_host_device::arena::{Arena, PLUGIN_ARENA_BYTES};
 use amd_host_device::cni::skel;
-use amd_host_device::{admin, commands};
+use amd_host_device::{admin, verbs};
 
 #[global_allocator]
 static ALLOCATOR: Arena<PLUGIN_ARENA_BYTES> = Arena::new();
@@ -15,5 +15,5 @@ fn main() -> ExitCode {
     if !skel::is_cni_invocation() && !args.is_empty() {
         return admin::run(&args);
     }
-    skel::run(commands::run)
+    skel::run(verbs::run)
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::cni::Environment;
 use crate::config::NetConf;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::netlink::{Address, Route};
 
 /// `"192.0.2.10/24"` as a plain global address.

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::cni::CniResult;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::device_id::PciAddress;
 use crate::error::Error;
 use crate::log_info;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cni::{Command, Environment};
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::delegate::Delegate;
 use crate::device::Sysfs;
 use crate::error::Error;

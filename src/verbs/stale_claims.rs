@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use crate::cni::Environment;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
-use crate::give_back::give_back;
+use crate::verbs::give_back::give_back;
 use crate::kernel::Kernel;
 use crate::kubelet::Checkpoint;
 use crate::log_info;

@@ -5,24 +5,24 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::admission;
+use crate::verbs::admission;
 use crate::cni::{CniResult, Command};
 use crate::config::PodInterfaceName;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::delegate::{Delegate, Started};
 use crate::device::{self, Resolved};
 use crate::device_id::{DeviceError, PciAddress};
 use crate::device_info;
 use crate::error::Error;
 use crate::fault;
-use crate::give_back::give_back;
+use crate::verbs::give_back::give_back;
 use crate::kernel::Kernel;
 use crate::netlink::{Link, LinkChange, Links};
-use crate::passthrough;
-use crate::pod_addresses;
+use crate::verbs::passthrough;
+use crate::verbs::pod_addresses;
 use crate::rdma;
 use crate::snapshot::{apply_routes, HostInterface};
-use crate::stale_claims::{ensure_unclaimed, Claimed};
+use crate::verbs::stale_claims::{ensure_unclaimed, Claimed};
 use crate::state::{self, AttachmentState, Lock, StateStore};
 use crate::{log_debug, log_error, log_info};
 

@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use crate::cni::CniResult;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::kernel::Kernel;
 use crate::netlink::{Address, Link, Links, Route};
-use crate::pod_addresses;
+use crate::verbs::pod_addresses;
 use crate::state::{AttachmentState, StateStore};
 
 type Result<T> = std::result::Result<T, Error>;

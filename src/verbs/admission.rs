@@ -3,7 +3,7 @@
 //! and not one the host itself relies on (its uplink, a bridge/bond/team/VRF port, the
 //! lower device of VLANs or macvlans) unless the node policy lets it go.
 
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::kernel::Kernel;

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::error::Error;
-use crate::give_back::give_back;
+use crate::verbs::give_back::give_back;
 use crate::kernel::Kernel;
 use crate::log_error;
 use crate::netlink::Links;
-use crate::recovery::recover_without_state;
+use crate::verbs::recovery::recover_without_state;
 use crate::state::{AttachmentState, StateStore};
 
 pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {

@@ -1,5 +1,10 @@
-//! The CNI verbs, one module each. `run` parses what every verb needs (environment and
-//! config), sets up logging and hands the verb the live kernel.
+//! The plugin's story: the CNI verbs, one module each, and the steps they share (giving a
+//! NIC back, the recovery without state, stale claims, admission, DPDK pass-through, the
+//! pod's addresses). May import everything below it (`host`, `node`, `config`, `cni`,
+//! `error`, the leaves); only `main` and `admin` import it.
+//!
+//! `run` parses what every verb needs (environment and config), sets up logging and hands
+//! the verb the live kernel.
 
 mod add;
 mod check;
@@ -7,11 +12,19 @@ mod del;
 mod gc;
 mod status;
 
+pub mod admission;
+pub mod context;
+pub mod give_back;
+pub mod passthrough;
+pub mod pod_addresses;
+pub mod recovery;
+pub mod stale_claims;
+
 use serde_json::Value;
 
 use crate::cni::{Command, Environment};
 use crate::config::NetConf;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::kernel::LiveKernel;
 use crate::log::{self, LogLevel};

@@ -22,11 +22,11 @@
 
 use std::path::Path;
 
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
-use crate::give_back::drop_altname;
+use crate::verbs::give_back::drop_altname;
 use crate::kernel::Kernel;
 use crate::netlink::{Address, Link};
 use crate::snapshot::HostInterface;
@@ -87,7 +87,7 @@ pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateSt
         log_info!("no state for this attachment and no selector; nothing to do");
         return Ok(());
     }
-    if let Err(e) = crate::admission::ensure_allocated_to_this_pod(ctx) {
+    if let Err(e) = crate::verbs::admission::ensure_allocated_to_this_pod(ctx) {
         log_error!("no state for this attachment, and not recovering what its config names: {e}");
         return Ok(());
     }

@@ -2,10 +2,10 @@
 //! in `cni.dev/valid-attachments`, exactly as DEL would.
 
 use crate::config::ValidAttachment;
-use crate::context::Context;
+use crate::verbs::context::Context;
 use crate::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
-use crate::give_back::give_back;
+use crate::verbs::give_back::give_back;
 use crate::kernel::Kernel;
 use crate::state::StateStore;
 use crate::{log_error, log_info};
