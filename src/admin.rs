@@ -12,7 +12,7 @@ use crate::config::{is_valid_network_name, NetConf};
 use crate::verbs::context::Context;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::verbs::give_back::{find_in_pod, find_on_host, give_back};
-use crate::kernel::{Kernel, LiveKernel};
+use crate::host::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
 use crate::policy::NodePolicy;
 use crate::verbs::recovery::vendor_attachment;

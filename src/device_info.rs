@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 
 use serde_json::{json, Value};
 
-use crate::device::Sysfs;
+use crate::host::device::Sysfs;
 use crate::device_id::PciAddress;
 use crate::{log_debug, log_error, log_info};
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::cni::Environment;
 use crate::config::NetConf;
 use crate::verbs::context::Context;
-use crate::netlink::{Address, Route};
+use crate::host::netlink::{Address, Route};
 
 /// `"192.0.2.10/24"` as a plain global address.
 pub fn address(cidr: &str) -> Address {
@@ -25,10 +25,10 @@ pub fn route(dst_cidr: &str, gateway: &str) -> Route {
         dst: Some(dst.parse().expect("an IP")),
         dst_len: len.parse().expect("a prefix length"),
         gateway: Some(gateway.parse().expect("an IP")),
-        table: crate::netlink::consts::RT_TABLE_MAIN,
+        table: crate::host::netlink::consts::RT_TABLE_MAIN,
         protocol: 4,
         scope: 0,
-        kind: crate::netlink::consts::RTN_UNICAST,
+        kind: crate::host::netlink::consts::RTN_UNICAST,
         priority: None,
         prefsrc: None,
         shared: false,
@@ -65,7 +65,7 @@ impl Sandbox {
     }
 
     /// Installs a `host-device` that moves the NIC as the real one would, through a
-    /// [`crate::kernel::fake::FakeKernel`] following [`Sandbox::moves_file`]: ADD moves it
+    /// [`crate::host::kernel::fake::FakeKernel`] following [`Sandbox::moves_file`]: ADD moves it
     /// into the pod as `CNI_IFNAME` and prints a result naming it, DEL moves it back.
     pub fn delegate_that_moves(&self) {
         let record = format!(
@@ -151,7 +151,7 @@ impl Sandbox {
 /// The state ADD would have saved for `c1`/`net1` after moving `link` (with `addresses`)
 /// into pod netns `netns` under `pod_ifname`.
 pub fn attachment(
-    link: &crate::netlink::Link,
+    link: &crate::host::netlink::Link,
     addresses: &[Address],
     netns: &str,
     pod_ifname: &str,
@@ -163,12 +163,12 @@ pub fn attachment(
         network: "unit".into(),
         cni_version: "1.0.0".into(),
         netns: netns.into(),
-        selector: crate::device::Selector {
+        selector: crate::host::device::Selector {
             device: Some(link.name.clone()),
             ..Default::default()
         },
         pci_address: None,
-        host: crate::snapshot::HostInterface {
+        host: crate::host::snapshot::HostInterface {
             name: link.name.clone(),
             ifindex: link.index,
             mac: link.mac.clone(),

@@ -20,8 +20,8 @@ use amd_host_device::error::Error;
 use amd_host_device::kvp::{self, KvpError};
 use amd_host_device::log::{self, LogLevel};
 use amd_host_device::log_error;
-use amd_host_device::netlink::Netlink;
-use amd_host_device::netns::NetnsGuard;
+use amd_host_device::host::netlink::Netlink;
+use amd_host_device::host::netns::NetnsGuard;
 use amd_host_device::policy::NodePolicy;
 
 /// Same one-command process as the plugin: same allocator (see `arena`).

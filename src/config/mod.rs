@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cni::CniVersion;
-pub use crate::device::Selector;
+pub use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::log::LogLevel;

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::Selector;
+use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
-use crate::snapshot::HostInterface;
+use crate::host::snapshot::HostInterface;
 
 pub const SCHEMA_VERSION: u32 = 1;
 

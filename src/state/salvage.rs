@@ -3,10 +3,10 @@
 use serde::de::DeserializeOwned;
 
 use super::record::{AttachmentState, PodRef, SCHEMA_VERSION};
-use crate::device::Selector;
+use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
-use crate::netlink::{Address, Route};
-use crate::snapshot::HostInterface;
+use crate::host::netlink::{Address, Route};
+use crate::host::snapshot::HostInterface;
 
 impl AttachmentState {
     /// Best-effort reconstruction from a corrupt or truncated state file: every field that can

@@ -5,10 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::{AttachmentState, PodRef, StateStore, SCHEMA_VERSION};
-use crate::device::Selector;
+use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
-use crate::netlink::{Address, Route};
-use crate::snapshot::HostInterface;
+use crate::host::netlink::{Address, Route};
+use crate::host::snapshot::HostInterface;
 
 /// The state of attachment `cid`/`ifname` of device 0000:5e:00.1 (`enp94s0f1`), with an
 /// address and a route.

@@ -2,7 +2,7 @@
 //! and everything it must refuse before doing anything.
 
 use super::*;
-use crate::kernel::fake::{FakeKernel, HOST};
+use crate::host::kernel::fake::{FakeKernel, HOST};
 use crate::testing::{address, route, Sandbox};
 use serde_json::json;
 
@@ -12,7 +12,7 @@ const MAC: &str = "02:00:00:00:00:01";
 const RESULT: &str = r#"echo '{"cniVersion":"1.0.0","interfaces":[{"name":"enp1s0"}],"ips":[{"address":"192.0.2.10/24"}]}'"#;
 
 /// A host with NIC `enp1s0` (192.0.2.10/24, and `routes`) and an empty pod netns.
-fn world(sb: &Sandbox, routes: &[crate::netlink::Route]) -> (FakeKernel, i32) {
+fn world(sb: &Sandbox, routes: &[crate::host::netlink::Route]) -> (FakeKernel, i32) {
     let kernel = FakeKernel::new(sb.path());
     kernel.add_netns(POD);
     let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], routes);
@@ -336,7 +336,7 @@ fn a_claim_whose_pod_still_lives_is_refused() {
 }
 
 /// A world whose host-device really moves the NIC (through the fake kernel).
-fn moving_world(sb: &Sandbox, routes: &[crate::netlink::Route]) -> (FakeKernel, i32) {
+fn moving_world(sb: &Sandbox, routes: &[crate::host::netlink::Route]) -> (FakeKernel, i32) {
     sb.delegate_that_moves();
     let (kernel, index) = world(sb, routes);
     kernel.follow_host_device(&sb.moves_file());

@@ -6,10 +6,10 @@
 use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
-use crate::kernel::Kernel;
+use crate::host::kernel::Kernel;
 use crate::kubelet::{check_allocation, Checkpoint, Selection};
 use crate::log_info;
-use crate::snapshot::HostInterface;
+use crate::host::snapshot::HostInterface;
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::cni::CniResult;
 use crate::verbs::context::Context;
 use crate::error::Error;
-use crate::kernel::Kernel;
-use crate::netlink::{Address, Link, Links, Route};
+use crate::host::kernel::Kernel;
+use crate::host::netlink::{Address, Link, Links, Route};
 use crate::verbs::pod_addresses;
 use crate::state::{AttachmentState, StateStore};
 

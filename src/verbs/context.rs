@@ -3,9 +3,9 @@
 
 use crate::cni::{CniVersion, Environment};
 use crate::config::NetConf;
-use crate::delegate::Delegate;
+use crate::host::delegate::Delegate;
 use crate::device_id::PciAddress;
-use crate::snapshot::HostInterface;
+use crate::host::snapshot::HostInterface;
 use crate::state::{AttachmentState, PodRef, SCHEMA_VERSION};
 
 pub struct Context {

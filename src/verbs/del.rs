@@ -7,9 +7,9 @@ use std::path::Path;
 use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::verbs::give_back::give_back;
-use crate::kernel::Kernel;
+use crate::host::kernel::Kernel;
 use crate::log_error;
-use crate::netlink::Links;
+use crate::host::netlink::Links;
 use crate::verbs::recovery::recover_without_state;
 use crate::state::{AttachmentState, StateStore};
 

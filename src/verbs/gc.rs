@@ -3,10 +3,10 @@
 
 use crate::config::ValidAttachment;
 use crate::verbs::context::Context;
-use crate::delegate::Delegate;
+use crate::host::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::verbs::give_back::give_back;
-use crate::kernel::Kernel;
+use crate::host::kernel::Kernel;
 use crate::state::StateStore;
 use crate::{log_error, log_info};
 

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::cni::{Command, Environment};
 use crate::verbs::context::Context;
-use crate::delegate::Delegate;
-use crate::device::Sysfs;
+use crate::host::delegate::Delegate;
+use crate::host::device::Sysfs;
 use crate::error::Error;
-use crate::kernel::Kernel;
-use crate::netlink::{Link, Links};
-use crate::rdma;
+use crate::host::kernel::Kernel;
+use crate::host::netlink::{Link, Links};
+use crate::host::rdma;
 use crate::state::{AttachmentState, StateStore};
 use crate::{log_debug, log_error, log_info};
 
@@ -311,8 +311,8 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::fake::{FakeKernel, HOST};
-    use crate::netlink::LinkChange;
+    use crate::host::kernel::fake::{FakeKernel, HOST};
+    use crate::host::netlink::LinkChange;
     use crate::testing::{address, attachment, Sandbox};
     use serde_json::json;
 

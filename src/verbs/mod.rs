@@ -26,7 +26,7 @@ use crate::cni::{Command, Environment};
 use crate::config::NetConf;
 use crate::verbs::context::Context;
 use crate::error::Error;
-use crate::kernel::LiveKernel;
+use crate::host::kernel::LiveKernel;
 use crate::log::{self, LogLevel};
 use crate::policy::NodePolicy;
 

@@ -11,7 +11,7 @@ use crate::verbs::context::Context;
 use crate::device_id::PciAddress;
 use crate::error::Error;
 use crate::log_info;
-use crate::snapshot::HostInterface;
+use crate::host::snapshot::HostInterface;
 use crate::state::{AttachmentState, StateStore};
 
 /// Claims `pci` for this attachment and returns the result: an interface entry for the pod

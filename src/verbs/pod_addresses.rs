@@ -8,8 +8,8 @@ use crate::config::{AddressSource, NetConf};
 use crate::error::Error;
 use crate::kvp::{self, KvpError};
 use crate::log_info;
-use crate::netlink::{Address, Route};
-use crate::snapshot::HostInterface;
+use crate::host::netlink::{Address, Route};
+use crate::host::snapshot::HostInterface;
 
 /// Gives a point-to-point address of the result (IPv4 /31, IPv6 /127) its peer as gateway,
 /// as the vendor plugin does (GPU back-end fabrics use them): a captured route's gateway in

@@ -23,13 +23,13 @@
 use std::path::Path;
 
 use crate::verbs::context::Context;
-use crate::device::Selector;
+use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::verbs::give_back::drop_altname;
-use crate::kernel::Kernel;
-use crate::netlink::{Address, Link};
-use crate::snapshot::HostInterface;
+use crate::host::kernel::Kernel;
+use crate::host::netlink::{Address, Link};
+use crate::host::snapshot::HostInterface;
 use crate::state::{
     name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
 };

@@ -2,8 +2,8 @@
 //! link, and what comes back.
 
 use super::*;
-use crate::kernel::fake::{FakeKernel, HOST};
-use crate::netlink::{LinkChange, Links};
+use crate::host::kernel::fake::{FakeKernel, HOST};
+use crate::host::netlink::{LinkChange, Links};
 use crate::state::VENDOR_MAPPINGS_FILE;
 use crate::testing::{address, Sandbox};
 use serde_json::json;

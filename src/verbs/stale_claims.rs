@@ -12,7 +12,7 @@ use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::verbs::give_back::give_back;
-use crate::kernel::Kernel;
+use crate::host::kernel::Kernel;
 use crate::kubelet::Checkpoint;
 use crate::log_info;
 use crate::state::{AttachmentState, Claim, StateStore};

@@ -1,7 +1,7 @@
 //! STATUS (1.1.0): ready when the delegate can be found and the state dir is usable.
 
 use crate::verbs::context::Context;
-use crate::delegate::Delegate;
+use crate::host::delegate::Delegate;
 use crate::error::Error;
 use crate::state::StateStore;
 

@@ -22,7 +22,7 @@ use neli::utils::Groups;
 
 use crate::device_id::PciAddress;
 use crate::error::Error;
-use crate::netns::NetnsGuard;
+use crate::host::netns::NetnsGuard;
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -114,7 +114,7 @@ pub fn devices_of(sysfs_root: &Path, pci: Option<&PciAddress>, ifname: &str) -> 
 
 /// Moves `devices` from the current netns into `pod_ns` (ADD).
 pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
-    let target = crate::netns::open(pod_ns)?;
+    let target = crate::host::netns::open(pod_ns)?;
     for d in devices {
         rdma.move_device(d, target.as_raw_fd())?;
     }
@@ -124,7 +124,7 @@ pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Re
 /// Moves `devices` from `pod_ns` back to the current netns (DEL). In exclusive mode a device
 /// is only addressable from its own netns, so the request is made from inside the pod.
 pub fn move_back(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
-    let host = crate::netns::current()?;
+    let host = crate::host::netns::current()?;
     let _in_pod = NetnsGuard::enter(pod_ns)?;
     for d in devices {
         rdma.move_device(d, host.as_raw_fd())?;

@@ -273,7 +273,7 @@ mod tests {
     /// pair (root only; skipped otherwise).
     #[test]
     fn alternative_names_are_added_found_and_removed_on_this_kernel() {
-        use crate::kernel::{Kernel, LiveKernel};
+        use crate::host::kernel::{Kernel, LiveKernel};
         let Some(scratch) = crate::testing::ScratchNetns::new("alt") else {
             return;
         };

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
-use crate::netlink::{Link, Links};
+use crate::host::netlink::{Link, Links};
 
 /// How the runtime asked us to find the device. Every selector given must agree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::cni::{CniVersion, Command, Environment};
 use crate::error::Error;
-use crate::netlink::Address;
+use crate::host::netlink::Address;
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::{Kernel, Result};
-use crate::device::Sysfs;
+use crate::host::device::Sysfs;
 use crate::device_id::MacAddress;
 use crate::error::Error;
-use crate::netlink::{Address, Link, LinkChange, Links, Route};
-use crate::rdma::{NetnsMode, RdmaSystem};
+use crate::host::netlink::{Address, Link, LinkChange, Links, Route};
+use crate::host::rdma::{NetnsMode, RdmaSystem};
 
 /// The namespace the plugin runs in.
 pub const HOST: &str = "host";

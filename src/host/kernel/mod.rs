@@ -13,11 +13,11 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use crate::device::Sysfs;
+use crate::host::device::Sysfs;
 use crate::error::Error;
-use crate::netlink::{Links, Netlink};
-use crate::netns::{self, NetnsGuard};
-use crate::rdma::{NetlinkRdma, RdmaSystem};
+use crate::host::netlink::{Links, Netlink};
+use crate::host::netns::{self, NetnsGuard};
+use crate::host::rdma::{NetlinkRdma, RdmaSystem};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -30,7 +30,7 @@ pub trait Kernel {
     fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>>;
     /// Whether `netns` still names a live network namespace.
     fn netns_exists(&self, netns: &Path) -> bool;
-    /// A descriptor of the host's namespace, for [`crate::netlink::LinkChange::netns_fd`].
+    /// A descriptor of the host's namespace, for [`crate::host::netlink::LinkChange::netns_fd`].
     fn host_netns_fd(&self) -> Result<u32>;
     fn sysfs(&self) -> &Sysfs;
     fn rdma(&self) -> &dyn RdmaSystem;

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device_id::MacAddress;
 use crate::error::Error;
-use crate::netlink::consts::*;
-use crate::netlink::{Address, Link, LinkChange, Links, Route};
+use crate::host::netlink::consts::*;
+use crate::host::netlink::{Address, Link, LinkChange, Links, Route};
 
 /// Everything about a host interface that a trip through a pod must not lose. The default
 /// is no interface at all (a claimed PCI function without a netdev).
@@ -251,7 +251,7 @@ mod tests {
     /// nexthop group both go through the NIC, and both keep it on the host.
     #[test]
     fn default_routes_through_shared_next_hops_are_seen_and_not_restored() {
-        use crate::kernel::{Kernel, LiveKernel};
+        use crate::host::kernel::{Kernel, LiveKernel};
         let Some(scratch) = crate::testing::ScratchNetns::new("mpath") else {
             return;
         };
