@@ -14,9 +14,9 @@ use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::verbs::give_back::{find_in_pod, find_on_host, give_back};
 use crate::host::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
-use crate::policy::NodePolicy;
+use crate::node::policy::NodePolicy;
 use crate::verbs::recovery::vendor_attachment;
-use crate::state::{AttachmentState, StateStore};
+use crate::node::state::{AttachmentState, StateStore};
 
 const USAGE: &str = "usage:
   amd-host-device --version

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::cni::{CniError, ProtocolError};
 use crate::device_id::DeviceError;
-use crate::kvp::KvpError;
+use crate::node::kvp::KvpError;
 
 /// CNI error codes: 1–99 are the spec's, 100 and up this plugin's (README, "Error codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

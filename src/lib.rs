@@ -13,15 +13,10 @@ pub mod cni;
 pub mod verbs;
 pub mod config;
 pub mod device_id;
-pub mod device_info;
 pub mod error;
 pub mod fault;
 pub mod host;
-pub mod kubelet;
-pub mod kvp;
-pub mod lock_wait;
 pub mod log;
-pub mod policy;
-pub mod state;
+pub mod node;
 #[cfg(test)]
 mod testing;

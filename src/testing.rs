@@ -109,7 +109,7 @@ impl Sandbox {
             "name": "unit",
             "type": "amd-host-device",
         });
-        let node = crate::policy::NodePolicy {
+        let node = crate::node::policy::NodePolicy {
             state_dir: self.state_dir(),
             kubelet_checkpoint: self.kubelet_checkpoint(),
             ..Default::default()
@@ -155,9 +155,9 @@ pub fn attachment(
     addresses: &[Address],
     netns: &str,
     pod_ifname: &str,
-) -> crate::state::AttachmentState {
-    crate::state::AttachmentState {
-        schema: crate::state::SCHEMA_VERSION,
+) -> crate::node::state::AttachmentState {
+    crate::node::state::AttachmentState {
+        schema: crate::node::state::SCHEMA_VERSION,
         container_id: "c1".into(),
         ifname: "net1".into(),
         network: "unit".into(),

@@ -11,7 +11,7 @@ pub use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::log::LogLevel;
-use crate::policy::NodePolicy;
+use crate::node::policy::NodePolicy;
 
 #[cfg(test)]
 mod fuzz;
@@ -103,7 +103,7 @@ fn parse_address_source(v: Option<&str>) -> Result<AddressSource> {
 
 fn parse_prefix_length(v: Option<&Value>) -> Result<u8> {
     match v {
-        None => Ok(crate::kvp::DEFAULT_PREFIX_LEN),
+        None => Ok(crate::node::kvp::DEFAULT_PREFIX_LEN),
         Some(n) => n
             .as_u64()
             .filter(|n| (1..=32).contains(n))
@@ -174,7 +174,7 @@ impl NetConf {
         let delegate = raw
             .delegate
             .unwrap_or_else(|| policy.default_delegate().to_owned());
-        if !crate::policy::is_plugin_name(&delegate) {
+        if !crate::node::policy::is_plugin_name(&delegate) {
             return Err(Error::InvalidConfig(format!(
                 "\"delegate\" {delegate:?} must be a plugin name, not a path"
             )));

@@ -11,7 +11,7 @@ fn parse(v: Value) -> Result<NetConf> {
 /// Parsed on a node that lets a config decide every key the policy governs.
 fn parse_on_open_node(v: Value) -> Result<NetConf> {
     let open = NodePolicy {
-        nad_may_override: crate::policy::OVERRIDABLE_KEYS.map(str::to_owned).to_vec(),
+        nad_may_override: crate::node::policy::OVERRIDABLE_KEYS.map(str::to_owned).to_vec(),
         allow_default_route_device: false,
         ..NodePolicy::default()
     };
@@ -32,7 +32,7 @@ fn parses_what_multus_sends() {
     assert_eq!(c.cni_version, CniVersion::V0_3_1);
     assert_eq!(c.selector.pci.unwrap().to_string(), "0000:5e:00.1");
     assert_eq!(c.pod_interface_name, PodInterfaceName::Host);
-    assert_eq!(c.state_dir, PathBuf::from(crate::policy::DEFAULT_STATE_DIR));
+    assert_eq!(c.state_dir, PathBuf::from(crate::node::policy::DEFAULT_STATE_DIR));
     assert_eq!(c.delegate, "host-device");
     assert_eq!(c.log_level, LogLevel::Info);
     assert!(!c.allow_default_route_device);
@@ -245,7 +245,7 @@ fn keys_that_touch_the_node_are_the_policys() {
         assert_eq!(e.code() as u32, 7, "{key}");
         assert!(
             e.to_string().contains(&format!("\"{key}\" may not be set"))
-                && e.to_string().contains(crate::policy::DEFAULT_POLICY_FILE),
+                && e.to_string().contains(crate::node::policy::DEFAULT_POLICY_FILE),
             "{e}"
         );
     }
@@ -256,7 +256,7 @@ fn keys_that_touch_the_node_are_the_policys() {
     );
     // The node's own values, a guard kept on and the keys a NAD may decide all pass.
     for (key, value) in [
-        ("stateDir", json!(crate::policy::DEFAULT_STATE_DIR)),
+        ("stateDir", json!(crate::node::policy::DEFAULT_STATE_DIR)),
         ("allowDefaultRouteDevice", json!(false)),
         ("logLevel", json!("debug")),
         ("podInterfaceName", json!("cni")),
@@ -303,7 +303,7 @@ fn kvp_ipoib_ipams_pool_is_the_policys_too() {
         "{e}"
     );
     assert!(
-        parse(nad(crate::kvp::DEFAULT_POOL)).is_ok(),
+        parse(nad(crate::node::kvp::DEFAULT_POOL)).is_ok(),
         "the node's own pool"
     );
     assert!(parse(nad("relative")).is_err());

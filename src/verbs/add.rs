@@ -12,7 +12,7 @@ use crate::verbs::context::Context;
 use crate::host::delegate::{Delegate, Started};
 use crate::host::device::{self, Resolved};
 use crate::device_id::{DeviceError, PciAddress};
-use crate::device_info;
+use crate::node::device_info;
 use crate::error::Error;
 use crate::fault;
 use crate::verbs::give_back::give_back;
@@ -23,7 +23,7 @@ use crate::verbs::pod_addresses;
 use crate::host::rdma;
 use crate::host::snapshot::{apply_routes, HostInterface};
 use crate::verbs::stale_claims::{ensure_unclaimed, Claimed};
-use crate::state::{self, AttachmentState, Lock, StateStore};
+use crate::node::state::{self, AttachmentState, Lock, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;

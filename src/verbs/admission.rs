@@ -7,7 +7,7 @@ use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::host::kernel::Kernel;
-use crate::kubelet::{check_allocation, Checkpoint, Selection};
+use crate::node::kubelet::{check_allocation, Checkpoint, Selection};
 use crate::log_info;
 use crate::host::snapshot::HostInterface;
 

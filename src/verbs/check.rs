@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Address, Link, Links, Route};
 use crate::verbs::pod_addresses;
-use crate::state::{AttachmentState, StateStore};
+use crate::node::state::{AttachmentState, StateStore};
 
 type Result<T> = std::result::Result<T, Error>;
 

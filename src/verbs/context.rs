@@ -6,7 +6,7 @@ use crate::config::NetConf;
 use crate::host::delegate::Delegate;
 use crate::device_id::PciAddress;
 use crate::host::snapshot::HostInterface;
-use crate::state::{AttachmentState, PodRef, SCHEMA_VERSION};
+use crate::node::state::{AttachmentState, PodRef, SCHEMA_VERSION};
 
 pub struct Context {
     pub env: Environment,

@@ -11,7 +11,7 @@ use crate::host::kernel::Kernel;
 use crate::log_error;
 use crate::host::netlink::Links;
 use crate::verbs::recovery::recover_without_state;
-use crate::state::{AttachmentState, StateStore};
+use crate::node::state::{AttachmentState, StateStore};
 
 pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     let (env, conf) = (&ctx.env, &ctx.conf);

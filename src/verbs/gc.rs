@@ -7,7 +7,7 @@ use crate::host::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
 use crate::verbs::give_back::give_back;
 use crate::host::kernel::Kernel;
-use crate::state::StateStore;
+use crate::node::state::StateStore;
 use crate::{log_error, log_info};
 
 pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Link, Links};
 use crate::host::rdma;
-use crate::state::{AttachmentState, StateStore};
+use crate::node::state::{AttachmentState, StateStore};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;

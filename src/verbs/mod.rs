@@ -28,7 +28,7 @@ use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::host::kernel::LiveKernel;
 use crate::log::{self, LogLevel};
-use crate::policy::NodePolicy;
+use crate::node::policy::NodePolicy;
 
 /// Runs `command` with the raw stdin; `Some(json)` is what goes to stdout. A failure is
 /// logged before it leaves for the runtime, so the log file has it too.

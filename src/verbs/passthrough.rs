@@ -12,7 +12,7 @@ use crate::device_id::PciAddress;
 use crate::error::Error;
 use crate::log_info;
 use crate::host::snapshot::HostInterface;
-use crate::state::{AttachmentState, StateStore};
+use crate::node::state::{AttachmentState, StateStore};
 
 /// Claims `pci` for this attachment and returns the result: an interface entry for the pod
 /// (its sandbox and, at 1.1.0, its PCI address), no addresses.

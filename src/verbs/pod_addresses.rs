@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::cni::result::IpConfig;
 use crate::config::{AddressSource, NetConf};
 use crate::error::Error;
-use crate::kvp::{self, KvpError};
+use crate::node::kvp::{self, KvpError};
 use crate::log_info;
 use crate::host::netlink::{Address, Route};
 use crate::host::snapshot::HostInterface;
@@ -109,7 +109,7 @@ mod tests {
         c.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        let node = crate::policy::NodePolicy {
+        let node = crate::node::policy::NodePolicy {
             nad_may_override: vec!["kvpPoolFile".into()],
             ..Default::default()
         };

@@ -30,7 +30,7 @@ use crate::verbs::give_back::drop_altname;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Address, Link};
 use crate::host::snapshot::HostInterface;
-use crate::state::{
+use crate::node::state::{
     name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
 };
 use crate::{log_error, log_info};
@@ -116,7 +116,7 @@ pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateSt
 
 /// The device lock a recovery takes: the same key an attachment of the NIC would.
 fn recovery_key(identity: &Identity) -> String {
-    crate::state::device_key(
+    crate::node::state::device_key(
         identity.pci.as_ref(),
         identity.mac.as_ref(),
         identity

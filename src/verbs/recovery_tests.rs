@@ -4,7 +4,7 @@
 use super::*;
 use crate::host::kernel::fake::{FakeKernel, HOST};
 use crate::host::netlink::{LinkChange, Links};
-use crate::state::VENDOR_MAPPINGS_FILE;
+use crate::node::state::VENDOR_MAPPINGS_FILE;
 use crate::testing::{address, Sandbox};
 use serde_json::json;
 

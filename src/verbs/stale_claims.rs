@@ -13,9 +13,9 @@ use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::verbs::give_back::give_back;
 use crate::host::kernel::Kernel;
-use crate::kubelet::Checkpoint;
+use crate::node::kubelet::Checkpoint;
 use crate::log_info;
-use crate::state::{AttachmentState, Claim, StateStore};
+use crate::node::state::{AttachmentState, Claim, StateStore};
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -3,7 +3,7 @@
 use crate::verbs::context::Context;
 use crate::host::delegate::Delegate;
 use crate::error::Error;
-use crate::state::StateStore;
+use crate::node::state::StateStore;
 
 pub fn status(ctx: &Context) -> Result<(), Error> {
     super::require_1_1("STATUS", ctx)?;

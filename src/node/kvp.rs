@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::device_id::MacAddress;
-use crate::lock_wait::{byte_range, poll_lock, Waited};
+use crate::node::lock_wait::{byte_range, poll_lock, Waited};
 
 /// Why the pool gave no address. Mapped to CNI codes (110–113, 11) in `error`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -122,7 +122,7 @@ fn salvage_addresses(host_part: &str) -> Vec<Address> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::sample_state;
+    use crate::node::state::testing::sample_state;
 
     #[test]
     fn salvage_recovers_what_a_truncated_file_still_holds() {

@@ -110,7 +110,7 @@ fn corrupt(path: PathBuf, reason: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::empty_store;
+    use crate::node::state::testing::empty_store;
     use std::fs;
 
     const VENDOR: &str = r#"{

@@ -81,8 +81,8 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::fs::inode_of;
-    use crate::state::testing::{dir_names, empty_store, mode, sample_state, spares};
+    use crate::node::state::fs::inode_of;
+    use crate::node::state::testing::{dir_names, empty_store, mode, sample_state, spares};
 
     #[test]
     fn a_removed_state_file_is_parked_and_rewritten_whole_by_the_next_save() {

@@ -189,8 +189,8 @@ fn read_symlink_claim(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::name_key;
-    use crate::state::testing::{dir_names, empty_store, sample_state, saved_c1_net1};
+    use crate::node::state::name_key;
+    use crate::node::state::testing::{dir_names, empty_store, sample_state, saved_c1_net1};
 
     #[test]
     fn claims_name_their_owner_until_its_state_is_gone() {

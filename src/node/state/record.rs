@@ -113,7 +113,7 @@ pub(super) struct Ids {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::sample_state;
+    use crate::node::state::testing::sample_state;
 
     #[test]
     fn device_keys_prefer_pci_then_mac() {

@@ -11,7 +11,7 @@ use nix::fcntl::{FcntlArg, Flock, FlockArg};
 use super::fs::{io_error, open_lock_file};
 use super::store::StateStore;
 use super::{Error, Result};
-use crate::lock_wait::{byte_range, poll_lock, Waited};
+use crate::node::lock_wait::{byte_range, poll_lock, Waited};
 
 /// How long an operation waits for another one on the same attachment or device before
 /// telling the runtime to try again later (code 11).
@@ -66,7 +66,7 @@ impl StateStore {
             Ok(_) => Ok(Some(Lock {
                 _held: Held::Range { _file: file },
             })),
-            Err(e) if crate::lock_wait::is_contended(e) => Ok(None),
+            Err(e) if crate::node::lock_wait::is_contended(e) => Ok(None),
             Err(e) => Err(io_error("lock", &path, std::io::Error::from(e))),
         }
     }
@@ -135,8 +135,8 @@ mod tests {
     use std::fs::{self, OpenOptions};
 
     use super::*;
-    use crate::lock_wait::is_contended;
-    use crate::state::testing::empty_store;
+    use crate::node::lock_wait::is_contended;
+    use crate::node::state::testing::empty_store;
     use std::time::Instant;
 
     #[test]

@@ -137,7 +137,7 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::{empty_store, mode, sample_state};
+    use crate::node::state::testing::{empty_store, mode, sample_state};
 
     #[test]
     fn round_trips_and_is_private() {

@@ -171,7 +171,7 @@ pub(super) fn inode_of(path: &Path) -> Option<Inode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testing::mode;
+    use crate::node::state::testing::mode;
 
     #[test]
     fn a_state_dir_others_can_enter_is_made_private() {

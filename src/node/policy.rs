@@ -79,7 +79,7 @@ impl Default for NodePolicy {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             log_file: None,
             log_level: LogLevel::Info,
-            kvp_pool_file: PathBuf::from(crate::kvp::DEFAULT_POOL),
+            kvp_pool_file: PathBuf::from(crate::node::kvp::DEFAULT_POOL),
             delegates: vec![DEFAULT_DELEGATE.to_owned()],
             allow_default_route_device: false,
             allow_enslaved_device: false,
