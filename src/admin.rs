@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use crate::cni::{CniVersion, Environment};
 use crate::config::{is_valid_network_name, NetConf};
-use crate::verbs::context::Context;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
-use crate::verbs::give_back::{find_in_pod, find_on_host, give_back};
 use crate::host::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
 use crate::node::policy::NodePolicy;
-use crate::verbs::recovery::vendor_attachment;
 use crate::node::state::{AttachmentState, StateStore};
+use crate::verbs::context::Context;
+use crate::verbs::give_back::{find_in_pod, find_on_host, give_back};
+use crate::verbs::recovery::vendor_attachment;
 
 const USAGE: &str = "usage:
   amd-host-device --version

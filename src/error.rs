@@ -1,15 +1,42 @@
 //! The plugin's typed errors, and the one place that maps each of them to a CNI error code.
 //!
 //! Concerns keep their own error types ([`DeviceError`] with the device identities,
-//! [`KvpError`] with the KVP pool, [`ProtocolError`] with the protocol) and this module
-//! wraps them, so `code()` below is the whole code table and its test covers every variant.
+//! [`ProtocolError`] with the protocol) and this module wraps them, so `code()` below is
+//! the whole code table and its test covers every variant. [`KvpError`] is defined here,
+//! not beside the KVP pool in `node`, because `node` imports this table, never the reverse.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::cni::{CniError, ProtocolError};
 use crate::device_id::DeviceError;
-use crate::node::kvp::KvpError;
+
+/// Why the pool gave no address. Mapped to CNI codes (110–113, 11) below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvpError {
+    /// The pool file is missing or unreadable.
+    PoolUnavailable(String),
+    /// The pool has no `IPoIB_Data` record.
+    NoRecord(String),
+    /// The `IPoIB_Data` record (or the pool) does not parse.
+    Malformed(String),
+    /// The record lists no address for this interface's MAC.
+    NoEntry(String),
+    /// hv_kvp_daemon kept the pool write-locked too long; try again later.
+    Busy(String),
+}
+
+impl std::fmt::Display for KvpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvpError::PoolUnavailable(m)
+            | KvpError::NoRecord(m)
+            | KvpError::Malformed(m)
+            | KvpError::NoEntry(m)
+            | KvpError::Busy(m) => f.write_str(m),
+        }
+    }
+}
 
 /// CNI error codes: 1–99 are the spec's, 100 and up this plugin's (README, "Error codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod arena;
 pub mod cni;
-pub mod verbs;
 pub mod config;
 pub mod device_id;
 pub mod error;
@@ -20,3 +19,4 @@ pub mod log;
 pub mod node;
 #[cfg(test)]
 mod testing;
+pub mod verbs;

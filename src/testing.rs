@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::cni::Environment;
 use crate::config::NetConf;
-use crate::verbs::context::Context;
 use crate::host::netlink::{Address, Route};
+use crate::verbs::context::Context;
 
 /// `"192.0.2.10/24"` as a plain global address.
 pub fn address(cidr: &str) -> Address {

@@ -17,11 +17,12 @@ use amd_host_device::cni::{CniResult, CniVersion, Command, Environment};
 use amd_host_device::config::is_valid_network_name;
 use amd_host_device::device_id::MacAddress;
 use amd_host_device::error::Error;
-use amd_host_device::node::kvp::{self, KvpError};
-use amd_host_device::log::{self, LogLevel};
-use amd_host_device::log_error;
+use amd_host_device::error::KvpError;
 use amd_host_device::host::netlink::Netlink;
 use amd_host_device::host::netns::NetnsGuard;
+use amd_host_device::log::{self, LogLevel};
+use amd_host_device::log_error;
+use amd_host_device::node::kvp;
 use amd_host_device::node::policy::NodePolicy;
 
 /// Same one-command process as the plugin: same allocator (see `arena`).

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cni::CniVersion;
-pub use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
+pub use crate::host::device::Selector;
 use crate::log::LogLevel;
 use crate::node::policy::NodePolicy;
 

@@ -11,7 +11,9 @@ fn parse(v: Value) -> Result<NetConf> {
 /// Parsed on a node that lets a config decide every key the policy governs.
 fn parse_on_open_node(v: Value) -> Result<NetConf> {
     let open = NodePolicy {
-        nad_may_override: crate::node::policy::OVERRIDABLE_KEYS.map(str::to_owned).to_vec(),
+        nad_may_override: crate::node::policy::OVERRIDABLE_KEYS
+            .map(str::to_owned)
+            .to_vec(),
         allow_default_route_device: false,
         ..NodePolicy::default()
     };
@@ -32,7 +34,10 @@ fn parses_what_multus_sends() {
     assert_eq!(c.cni_version, CniVersion::V0_3_1);
     assert_eq!(c.selector.pci.unwrap().to_string(), "0000:5e:00.1");
     assert_eq!(c.pod_interface_name, PodInterfaceName::Host);
-    assert_eq!(c.state_dir, PathBuf::from(crate::node::policy::DEFAULT_STATE_DIR));
+    assert_eq!(
+        c.state_dir,
+        PathBuf::from(crate::node::policy::DEFAULT_STATE_DIR)
+    );
     assert_eq!(c.delegate, "host-device");
     assert_eq!(c.log_level, LogLevel::Info);
     assert!(!c.allow_default_route_device);
@@ -245,7 +250,8 @@ fn keys_that_touch_the_node_are_the_policys() {
         assert_eq!(e.code() as u32, 7, "{key}");
         assert!(
             e.to_string().contains(&format!("\"{key}\" may not be set"))
-                && e.to_string().contains(crate::node::policy::DEFAULT_POLICY_FILE),
+                && e.to_string()
+                    .contains(crate::node::policy::DEFAULT_POLICY_FILE),
             "{e}"
         );
     }

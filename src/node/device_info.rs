@@ -11,8 +11,8 @@ use std::path::{Component, Path};
 
 use serde_json::{json, Value};
 
-use crate::host::device::Sysfs;
 use crate::device_id::PciAddress;
+use crate::host::device::Sysfs;
 use crate::{log_debug, log_error, log_info};
 
 /// The only directory device-info files are written in.

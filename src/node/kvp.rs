@@ -15,34 +15,8 @@ use std::time::Duration;
 use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::device_id::MacAddress;
+use crate::error::KvpError;
 use crate::node::lock_wait::{byte_range, poll_lock, Waited};
-
-/// Why the pool gave no address. Mapped to CNI codes (110–113, 11) in `error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvpError {
-    /// The pool file is missing or unreadable.
-    PoolUnavailable(String),
-    /// The pool has no `IPoIB_Data` record.
-    NoRecord(String),
-    /// The `IPoIB_Data` record (or the pool) does not parse.
-    Malformed(String),
-    /// The record lists no address for this interface's MAC.
-    NoEntry(String),
-    /// hv_kvp_daemon kept the pool write-locked too long; try again later.
-    Busy(String),
-}
-
-impl std::fmt::Display for KvpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KvpError::PoolUnavailable(m)
-            | KvpError::NoRecord(m)
-            | KvpError::Malformed(m)
-            | KvpError::NoEntry(m)
-            | KvpError::Busy(m) => f.write_str(m),
-        }
-    }
-}
 
 type Result<T> = std::result::Result<T, KvpError>;
 

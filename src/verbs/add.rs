@@ -5,25 +5,25 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::verbs::admission;
 use crate::cni::{CniResult, Command};
 use crate::config::PodInterfaceName;
-use crate::verbs::context::Context;
-use crate::host::delegate::{Delegate, Started};
-use crate::host::device::{self, Resolved};
 use crate::device_id::{DeviceError, PciAddress};
-use crate::node::device_info;
 use crate::error::Error;
 use crate::fault;
-use crate::verbs::give_back::give_back;
+use crate::host::delegate::{Delegate, Started};
+use crate::host::device::{self, Resolved};
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Link, LinkChange, Links};
-use crate::verbs::passthrough;
-use crate::verbs::pod_addresses;
 use crate::host::rdma;
 use crate::host::snapshot::{apply_routes, HostInterface};
-use crate::verbs::stale_claims::{ensure_unclaimed, Claimed};
+use crate::node::device_info;
 use crate::node::state::{self, AttachmentState, Lock, StateStore};
+use crate::verbs::admission;
+use crate::verbs::context::Context;
+use crate::verbs::give_back::give_back;
+use crate::verbs::passthrough;
+use crate::verbs::pod_addresses;
+use crate::verbs::stale_claims::{ensure_unclaimed, Claimed};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;

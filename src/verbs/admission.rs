@@ -3,13 +3,13 @@
 //! and not one the host itself relies on (its uplink, a bridge/bond/team/VRF port, the
 //! lower device of VLANs or macvlans) unless the node policy lets it go.
 
-use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
 use crate::host::kernel::Kernel;
-use crate::node::kubelet::{check_allocation, Checkpoint, Selection};
-use crate::log_info;
 use crate::host::snapshot::HostInterface;
+use crate::log_info;
+use crate::node::kubelet::{check_allocation, Checkpoint, Selection};
+use crate::verbs::context::Context;
 
 type Result<T> = std::result::Result<T, Error>;
 

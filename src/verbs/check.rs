@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use crate::cni::CniResult;
-use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Address, Link, Links, Route};
-use crate::verbs::pod_addresses;
 use crate::node::state::{AttachmentState, StateStore};
+use crate::verbs::context::Context;
+use crate::verbs::pod_addresses;
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -3,8 +3,8 @@
 
 use crate::cni::{CniVersion, Environment};
 use crate::config::NetConf;
-use crate::host::delegate::Delegate;
 use crate::device_id::PciAddress;
+use crate::host::delegate::Delegate;
 use crate::host::snapshot::HostInterface;
 use crate::node::state::{AttachmentState, PodRef, SCHEMA_VERSION};
 

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use crate::verbs::context::Context;
 use crate::error::Error;
-use crate::verbs::give_back::give_back;
 use crate::host::kernel::Kernel;
-use crate::log_error;
 use crate::host::netlink::Links;
-use crate::verbs::recovery::recover_without_state;
+use crate::log_error;
 use crate::node::state::{AttachmentState, StateStore};
+use crate::verbs::context::Context;
+use crate::verbs::give_back::give_back;
+use crate::verbs::recovery::recover_without_state;
 
 pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     let (env, conf) = (&ctx.env, &ctx.conf);

@@ -2,12 +2,12 @@
 //! in `cni.dev/valid-attachments`, exactly as DEL would.
 
 use crate::config::ValidAttachment;
-use crate::verbs::context::Context;
-use crate::host::delegate::Delegate;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
-use crate::verbs::give_back::give_back;
+use crate::host::delegate::Delegate;
 use crate::host::kernel::Kernel;
 use crate::node::state::StateStore;
+use crate::verbs::context::Context;
+use crate::verbs::give_back::give_back;
 use crate::{log_error, log_info};
 
 pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cni::{Command, Environment};
-use crate::verbs::context::Context;
+use crate::error::Error;
 use crate::host::delegate::Delegate;
 use crate::host::device::Sysfs;
-use crate::error::Error;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Link, Links};
 use crate::host::rdma;
 use crate::node::state::{AttachmentState, StateStore};
+use crate::verbs::context::Context;
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;

@@ -24,11 +24,11 @@ use serde_json::Value;
 
 use crate::cni::{Command, Environment};
 use crate::config::NetConf;
-use crate::verbs::context::Context;
 use crate::error::Error;
 use crate::host::kernel::LiveKernel;
 use crate::log::{self, LogLevel};
 use crate::node::policy::NodePolicy;
+use crate::verbs::context::Context;
 
 /// Runs `command` with the raw stdin; `Some(json)` is what goes to stdout. A failure is
 /// logged before it leaves for the runtime, so the log file has it too.

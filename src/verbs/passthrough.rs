@@ -7,12 +7,12 @@
 use serde_json::{Map, Value};
 
 use crate::cni::CniResult;
-use crate::verbs::context::Context;
 use crate::device_id::PciAddress;
 use crate::error::Error;
-use crate::log_info;
 use crate::host::snapshot::HostInterface;
+use crate::log_info;
 use crate::node::state::{AttachmentState, StateStore};
+use crate::verbs::context::Context;
 
 /// Claims `pci` for this attachment and returns the result: an interface entry for the pod
 /// (its sandbox and, at 1.1.0, its PCI address), no addresses.

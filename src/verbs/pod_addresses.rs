@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use crate::cni::result::IpConfig;
 use crate::config::{AddressSource, NetConf};
 use crate::error::Error;
-use crate::node::kvp::{self, KvpError};
-use crate::log_info;
+use crate::error::KvpError;
 use crate::host::netlink::{Address, Route};
 use crate::host::snapshot::HostInterface;
+use crate::log_info;
+use crate::node::kvp;
 
 /// Gives a point-to-point address of the result (IPv4 /31, IPv6 /127) its peer as gateway,
 /// as the vendor plugin does (GPU back-end fabrics use them): a captured route's gateway in

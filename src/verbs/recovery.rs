@@ -22,17 +22,17 @@
 
 use std::path::Path;
 
-use crate::verbs::context::Context;
-use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
-use crate::verbs::give_back::drop_altname;
+use crate::host::device::Selector;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::{Address, Link};
 use crate::host::snapshot::HostInterface;
 use crate::node::state::{
     name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
 };
+use crate::verbs::context::Context;
+use crate::verbs::give_back::drop_altname;
 use crate::{log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;

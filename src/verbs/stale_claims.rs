@@ -8,14 +8,14 @@
 use std::path::Path;
 
 use crate::cni::Environment;
-use crate::verbs::context::Context;
 use crate::device_id::DeviceError;
 use crate::error::Error;
-use crate::verbs::give_back::give_back;
 use crate::host::kernel::Kernel;
-use crate::node::kubelet::Checkpoint;
 use crate::log_info;
+use crate::node::kubelet::Checkpoint;
 use crate::node::state::{AttachmentState, Claim, StateStore};
+use crate::verbs::context::Context;
+use crate::verbs::give_back::give_back;
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -1,9 +1,9 @@
 //! STATUS (1.1.0): ready when the delegate can be found and the state dir is usable.
 
-use crate::verbs::context::Context;
-use crate::host::delegate::Delegate;
 use crate::error::Error;
+use crate::host::delegate::Delegate;
 use crate::node::state::StateStore;
+use crate::verbs::context::Context;
 
 pub fn status(ctx: &Context) -> Result<(), Error> {
     super::require_1_1("STATUS", ctx)?;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::{Kernel, Result};
-use crate::host::device::Sysfs;
 use crate::device_id::MacAddress;
 use crate::error::Error;
+use crate::host::device::Sysfs;
 use crate::host::netlink::{Address, Link, LinkChange, Links, Route};
 use crate::host::rdma::{NetnsMode, RdmaSystem};
 

@@ -13,8 +13,8 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use crate::host::device::Sysfs;
 use crate::error::Error;
+use crate::host::device::Sysfs;
 use crate::host::netlink::{Links, Netlink};
 use crate::host::netns::{self, NetnsGuard};
 use crate::host::rdma::{NetlinkRdma, RdmaSystem};

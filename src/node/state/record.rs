@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
+use crate::host::device::Selector;
 use crate::host::snapshot::HostInterface;
 
 pub const SCHEMA_VERSION: u32 = 1;

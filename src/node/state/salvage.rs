@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use super::record::{AttachmentState, PodRef, SCHEMA_VERSION};
-use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
+use crate::host::device::Selector;
 use crate::host::netlink::{Address, Route};
 use crate::host::snapshot::HostInterface;
 

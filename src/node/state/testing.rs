@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::{AttachmentState, PodRef, StateStore, SCHEMA_VERSION};
-use crate::host::device::Selector;
 use crate::device_id::{MacAddress, PciAddress};
+use crate::host::device::Selector;
 use crate::host::netlink::{Address, Route};
 use crate::host::snapshot::HostInterface;
 
