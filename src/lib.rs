@@ -8,7 +8,6 @@
 //! the flow of ADD and DEL and the invariants of the state directory.
 
 pub mod admin;
-pub mod arena;
 pub mod cni;
 pub mod config;
 pub mod device_id;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use amd_host_device::arena::{Arena, PLUGIN_ARENA_BYTES};
+use amd_host_device::cni::arena::{Arena, PLUGIN_ARENA_BYTES};
 use amd_host_device::cni::skel;
 use amd_host_device::{admin, verbs};
 

@@ -27,8 +27,9 @@ use amd_host_device::node::policy::NodePolicy;
 
 /// Same one-command process as the plugin: same allocator (see `arena`).
 #[global_allocator]
-static ALLOCATOR: amd_host_device::arena::Arena<{ amd_host_device::arena::PLUGIN_ARENA_BYTES }> =
-    amd_host_device::arena::Arena::new();
+static ALLOCATOR: amd_host_device::cni::arena::Arena<
+    { amd_host_device::cni::arena::PLUGIN_ARENA_BYTES },
+> = amd_host_device::cni::arena::Arena::new();
 
 type Result<T> = std::result::Result<T, Error>;
 

@@ -1,8 +1,10 @@
-//! The CNI protocol: environment, versions, results, the error reply and the process
-//! skeleton every plugin binary of this crate runs.
+//! The CNI protocol: environment, versions, results, the error reply, and the process
+//! every plugin binary of this crate is (its skeleton and its allocator).
 //!
-//! Nothing here knows about NICs; it is the contract with the runtime.
+//! Nothing here knows about NICs; it is the contract with the runtime. A leaf: it imports
+//! nothing of this crate.
 
+pub mod arena;
 pub mod env;
 pub mod error;
 pub mod result;
