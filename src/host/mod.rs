@@ -11,3 +11,5 @@ pub mod netlink;
 pub mod netns;
 pub mod rdma;
 pub mod snapshot;
+#[cfg(test)]
+pub mod testing;

@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn default_routes_through_shared_next_hops_are_seen_and_not_restored() {
         use crate::host::kernel::{Kernel, LiveKernel};
-        let Some(scratch) = crate::testing::ScratchNetns::new("mpath") else {
+        let Some(scratch) = crate::host::testing::ScratchNetns::new("mpath") else {
             return;
         };
         for args in [

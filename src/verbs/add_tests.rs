@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::host::kernel::fake::{FakeKernel, HOST};
-use crate::testing::{address, route, Sandbox};
+use crate::verbs::testing::{address, route, Sandbox};
 use serde_json::json;
 
 const POD: &str = "/pod";
@@ -273,7 +273,8 @@ fn vlan_children_keep_their_nic_on_the_host() {
 /// The state an earlier pod's ADD left for the NIC, the pod since gone or not.
 fn earlier_attachment(sb: &Sandbox, kernel: &FakeKernel, netns: &str) -> AttachmentState {
     let link = kernel.link(HOST, "enp1s0").unwrap().link;
-    let earlier = crate::testing::attachment(&link, &[address("192.0.2.10/24")], netns, "net1");
+    let earlier =
+        crate::verbs::testing::attachment(&link, &[address("192.0.2.10/24")], netns, "net1");
     store(sb).save(&earlier).unwrap();
     earlier
 }

@@ -313,7 +313,7 @@ mod tests {
     use super::*;
     use crate::host::kernel::fake::{FakeKernel, HOST};
     use crate::host::netlink::LinkChange;
-    use crate::testing::{address, attachment, Sandbox};
+    use crate::verbs::testing::{address, attachment, Sandbox};
     use serde_json::json;
 
     const POD: &str = "/pod";

@@ -19,6 +19,8 @@ pub mod passthrough;
 pub mod pod_addresses;
 pub mod recovery;
 pub mod stale_claims;
+#[cfg(test)]
+pub mod testing;
 
 use serde_json::Value;
 

@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_captured_gateway_in_the_pair_wins_and_a_given_one_stays() {
-        let route = crate::testing::route("10.9.0.0/16", "10.0.0.7");
+        let route = crate::verbs::testing::route("10.9.0.0/16", "10.0.0.7");
         let mut ips = [
             ip("10.0.0.6/31"),
             IpConfig {

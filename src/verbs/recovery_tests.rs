@@ -5,7 +5,7 @@ use super::*;
 use crate::host::kernel::fake::{FakeKernel, HOST};
 use crate::host::netlink::{LinkChange, Links};
 use crate::node::state::VENDOR_MAPPINGS_FILE;
-use crate::testing::{address, Sandbox};
+use crate::verbs::testing::{address, Sandbox};
 use serde_json::json;
 
 const POD: &str = "/pod";
@@ -130,7 +130,7 @@ fn the_vendors_attachment_comes_back_from_its_entry_and_only_that_entry_goes() {
 fn a_nic_another_attachment_of_ours_owns_is_left_to_it() {
     let (sb, kernel, _) = nic_in_pod("enp1s0", Some("enp1s0"));
     let link = kernel.link(POD, "enp1s0").unwrap().link;
-    let mut owner = crate::testing::attachment(&link, &[], POD, "enp1s0");
+    let mut owner = crate::verbs::testing::attachment(&link, &[], POD, "enp1s0");
     owner.container_id = "c9".into();
     StateStore::open(&sb.state_dir())
         .unwrap()

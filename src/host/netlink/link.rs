@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn alternative_names_are_added_found_and_removed_on_this_kernel() {
         use crate::host::kernel::{Kernel, LiveKernel};
-        let Some(scratch) = crate::testing::ScratchNetns::new("alt") else {
+        let Some(scratch) = crate::host::testing::ScratchNetns::new("alt") else {
             return;
         };
         assert!(scratch.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "b0"]));
