@@ -12,4 +12,4 @@ pub mod netns;
 pub mod rdma;
 pub mod snapshot;
 #[cfg(test)]
-pub mod testing;
+mod testing;

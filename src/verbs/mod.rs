@@ -20,7 +20,7 @@ pub mod pod_addresses;
 pub mod recovery;
 pub mod stale_claims;
 #[cfg(test)]
-pub mod testing;
+mod testing;
 
 use serde_json::Value;
 
