@@ -38,7 +38,7 @@ impl std::fmt::Display for KvpError {
     }
 }
 
-/// CNI error codes: 1–99 are the spec's, 100 and up this plugin's (README, "Error codes").
+/// CNI error codes: 1–99 are the spec's, 100 and up this plugin's (docs/configuration.md, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ErrorCode {

@@ -10,7 +10,7 @@
 //! (NETLINK_RDMA, the `RDMA_NL_NLDEV` client) with messages built and parsed here, so the
 //! encoding is unit-tested against handcrafted bytes. This project's test machines have no
 //! RDMA hardware or subsystem: the decision logic and the wire format are tested, the real
-//! moves are not (see README, "RDMA").
+//! moves are not (see docs/operations.md, "RDMA").
 
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
