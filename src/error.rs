@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::cni::error::{errno_details, errno_in_words, io_error_details, io_error_in_words};
 use crate::cni::{CniError, ProtocolError};
 use crate::device_id::DeviceError;
 
@@ -94,8 +95,18 @@ pub enum Error {
     PluginNotAvailable(String),
     /// The selected device cannot be attached.
     Device(DeviceError),
-    /// A netlink request failed.
-    Netlink { context: String, errno: Option<i32> },
+    /// A netlink request failed. The message is `doing: why`, for a person; `detail` and the
+    /// errno go to `details`.
+    Netlink {
+        /// What was being done, in words: `renaming net1 to enp1s0`.
+        doing: String,
+        /// Why it failed, in words, when the errno's own words would not say it (`an
+        /// interface named enp1s0 already exists`); the kernel's extended ack otherwise.
+        why: Option<String>,
+        errno: Option<i32>,
+        /// The low-level account: the request and its ids, a library's own error.
+        detail: String,
+    },
     /// The delegate ran and failed; `code` is its CNI code when it printed a CNI error.
     Delegate {
         code: Option<u32>,
@@ -170,13 +181,104 @@ impl Error {
         Error::Device(DeviceError::NotFound(msg.into()))
     }
 
-    /// Extra text for the `details` field: the delegate's own details, an errno, ...
+    /// A failed netlink request: `doing` in words, the errno if the kernel gave one.
+    pub fn netlink(doing: impl Into<String>, errno: Option<i32>) -> Error {
+        Error::Netlink {
+            doing: doing.into(),
+            why: None,
+            errno,
+            detail: String::new(),
+        }
+    }
+
+    /// The errno of a failed netlink request or I/O operation.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Netlink { errno, .. } => *errno,
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Says what was being done, for a person, where the caller knows better than the layer
+    /// that failed: which NIC it is, which way it was moving. A netlink error's own account
+    /// is the same step told with less knowledge, so it moves to `details`; an I/O or
+    /// delegate failure was a step of it, so it follows. Any other error already says what
+    /// it is about and is returned as it is.
+    pub fn while_doing(self, doing: impl Into<String>) -> Error {
+        let doing = doing.into();
+        match self {
+            Error::Netlink {
+                doing: lower,
+                why,
+                errno,
+                detail,
+            } => Error::Netlink {
+                doing,
+                why,
+                errno,
+                detail: join_nonempty(&[&lower, &detail], "; "),
+            },
+            other => other.during(doing),
+        }
+    }
+
+    /// Puts `step` in front of the message of a failed request, an I/O error or a failed
+    /// delegate: what the plugin was at when it happened (`giving back enp1s0: renaming
+    /// net1 to enp1s0: ...`). Any other error is returned as it is.
+    pub fn during(self, step: impl fmt::Display) -> Error {
+        match self {
+            Error::Netlink {
+                doing,
+                why,
+                errno,
+                detail,
+            } => Error::Netlink {
+                doing: format!("{step}: {doing}"),
+                why,
+                errno,
+                detail,
+            },
+            Error::Io { context, source } => Error::Io {
+                context: format!("{step}: {context}"),
+                source,
+            },
+            Error::Delegate { code, msg, details } => Error::Delegate {
+                code,
+                msg: format!("{step}: {msg}"),
+                details,
+            },
+            other => other,
+        }
+    }
+
+    /// Says why a netlink request failed, where the errno's own words would not.
+    pub fn because(self, reason: impl Into<String>) -> Error {
+        match self {
+            Error::Netlink {
+                doing,
+                errno,
+                detail,
+                ..
+            } => Error::Netlink {
+                doing,
+                why: Some(reason.into()),
+                errno,
+                detail,
+            },
+            other => other,
+        }
+    }
+
+    /// Extra text for the `details` field: the errno, the low-level account of a request,
+    /// the delegate's own details, ...
     pub fn details(&self) -> String {
         match self {
-            Error::Io { source, .. } => source.to_string(),
-            Error::Netlink {
-                errno: Some(errno), ..
-            } => format!("errno {errno}"),
+            Error::Io { source, .. } => io_error_details(source),
+            Error::Netlink { errno, detail, .. } => {
+                let errno = errno.map(errno_details).unwrap_or_default();
+                join_nonempty(&[detail, &errno], "; ")
+            }
             Error::Delegate {
                 code: Some(code),
                 details,
@@ -188,9 +290,15 @@ impl Error {
                 ..
             } => format!("delegate error code {code}: {details}"),
             Error::Delegate { details, .. } => details.clone(),
+            Error::Incomplete(partial) => partial.details(),
             _ => String::new(),
         }
     }
+}
+
+fn join_nonempty(parts: &[&str], separator: &str) -> String {
+    let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    parts.join(separator)
 }
 
 impl fmt::Display for Error {
@@ -208,21 +316,22 @@ impl fmt::Display for Error {
             Error::CorruptState { path, reason } => {
                 write!(f, "state file {} is corrupt: {reason}", path.display())
             }
-            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Io { context, source } => {
+                write!(f, "{context}: {}", io_error_in_words(source))
+            }
             Error::Incomplete(partial) => partial.fmt(f),
             Error::Device(e) => e.fmt(f),
             Error::Netlink {
-                context,
-                errno: Some(errno),
-            } => write!(
-                f,
-                "{context}: {}",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
+                doing,
+                why: Some(why),
+                ..
+            } => write!(f, "{doing}: {why}"),
             Error::Netlink {
-                context,
-                errno: None,
-            } => f.write_str(context),
+                doing,
+                errno: Some(errno),
+                ..
+            } => write!(f, "{doing}: {}", errno_in_words(*errno)),
+            Error::Netlink { doing, .. } => write!(f, "{doing} failed"),
             Error::Delegate { msg, .. } => f.write_str(msg),
             Error::Kvp(e) => e.fmt(f),
         }
@@ -244,6 +353,22 @@ impl fmt::Display for PartialFailure {
             failure.fmt(f)?;
         }
         Ok(())
+    }
+}
+
+impl PartialFailure {
+    /// The details of each failure that has some, by attachment.
+    fn details(&self) -> String {
+        let each: Vec<String> = self
+            .failures
+            .iter()
+            .filter_map(|failure| {
+                let details = failure.error.details();
+                (!details.is_empty())
+                    .then(|| format!("{}/{}: {details}", failure.container_id, failure.ifname))
+            })
+            .collect();
+        each.join("; ")
     }
 }
 
@@ -308,78 +433,271 @@ mod tests {
         }
     }
 
-    /// One of every variant, nested ones included, with the code it must get.
-    fn every_variant() -> Vec<(Error, u32)> {
-        let netlink = |errno| Error::Netlink {
-            context: "n".into(),
-            errno,
-        };
-        let delegate = |code| Error::Delegate {
+    const EEXIST: i32 = nix::libc::EEXIST;
+    const NIC: &str = "enp94s0f1";
+
+    /// One error of every variant, nested ones included, as the plugin builds it.
+    struct Case {
+        error: Error,
+        code: u32,
+        /// The NIC its message must name, for an error about one.
+        nic: Option<&'static str>,
+    }
+
+    fn case(error: Error, code: u32) -> Case {
+        Case {
+            error,
             code,
-            msg: "m".into(),
-            details: String::new(),
-        };
+            nic: None,
+        }
+    }
+
+    fn about_nic(error: Error, code: u32) -> Case {
+        Case {
+            error,
+            code,
+            nic: Some(NIC),
+        }
+    }
+
+    /// A move the kernel refused, told the way the netlink layer and then DEL tell it.
+    fn refused_move_back() -> Error {
+        Error::netlink("changing interface #69", Some(EEXIST))
+            .while_doing("moving net1 to another network namespace")
+            .because("an interface with one of its names already exists there")
+            .while_doing(format!("moving {NIC} (0000:5e:00.1) back to the host"))
+            .because("an interface with the name net1 already exists there")
+    }
+
+    fn every_variant() -> Vec<Case> {
+        let denied = || std::io::Error::from_raw_os_error(nix::libc::EACCES);
         vec![
-            (Error::IncompatibleVersion("v".into()), 1),
-            (Error::UnknownContainer("c".into()), 3),
-            (Error::invalid_env("CNI_IFNAME", "empty"), 4),
-            (ProtocolError::Decode("d".into()).into(), 6),
-            (
+            case(
+                Error::IncompatibleVersion("cniVersion 9.9.9 is not supported".into()),
+                1,
+            ),
+            case(
+                Error::UnknownContainer("no attachment c1/net1 is known".into()),
+                3,
+            ),
+            case(Error::invalid_env("CNI_IFNAME", "must be set"), 4),
+            case(ProtocolError::Decode("stdin is not JSON".into()).into(), 6),
+            case(
                 ProtocolError::InvalidEnvironment {
                     var: "CNI_NETNS",
-                    reason: "r".into(),
+                    reason: "must be set".into(),
                 }
                 .into(),
                 4,
             ),
-            (
-                ProtocolError::ReadStdin(std::io::Error::other("x")).into(),
+            case(ProtocolError::ReadStdin(denied()).into(), 5),
+            case(
+                Error::io(
+                    "writing /var/lib/cni/amd-host-device/c1-net1.json",
+                    denied(),
+                ),
                 5,
             ),
-            (Error::io("write", std::io::Error::other("x")), 5),
-            (Error::Decode("d".into()), 6),
-            (
+            case(Error::Decode("prevResult is not JSON".into()), 6),
+            case(
                 Error::CorruptState {
                     path: "/s/c1-net1.json".into(),
-                    reason: "EOF".into(),
+                    reason: "EOF while parsing".into(),
                 },
                 6,
             ),
-            (Error::InvalidConfig("c".into()), 7),
-            (Error::NodePolicy("p".into()), 7),
-            (Error::Busy("b".into()), 11),
-            (
+            case(Error::InvalidConfig("\"mtu\" must be a number".into()), 7),
+            case(
+                Error::NodePolicy("the node policy cannot be read".into()),
+                7,
+            ),
+            case(
+                Error::Busy("another operation holds attachment c1/net1".into()),
+                11,
+            ),
+            case(
                 Error::Incomplete(PartialFailure {
                     operation: "GC",
-                    failures: vec![failure("c1", Error::Busy("b".into()))],
+                    failures: vec![
+                        failure("c1", Error::Busy("locked".into())),
+                        failure("c2", refused_move_back()),
+                    ],
                 }),
                 11,
             ),
-            (Error::PluginNotAvailable("p".into()), 50),
-            (DeviceError::NotFound("n".into()).into(), 100),
-            (DeviceError::Claimed("c".into()).into(), 101),
-            (netlink(Some(19)), 102),
-            (netlink(None), 102),
-            (delegate(Some(999)), 103),
-            (delegate(None), 103),
-            (DeviceError::CarriesDefaultRoute("d".into()).into(), 104),
-            (Error::CheckFailed("c".into()), 105),
-            (DeviceError::NotAllocated("a".into()).into(), 106),
-            (DeviceError::InUseByHost("u".into()).into(), 107),
-            (KvpError::PoolUnavailable("k".into()).into(), 110),
-            (KvpError::NoRecord("k".into()).into(), 111),
-            (KvpError::Malformed("k".into()).into(), 112),
-            (KvpError::NoEntry("k".into()).into(), 113),
-            (KvpError::Busy("k".into()).into(), 11),
+            case(
+                Error::PluginNotAvailable("delegate plugin host-device not found".into()),
+                50,
+            ),
+            about_nic(
+                DeviceError::NotFound(format!("{NIC} is not on the host")).into(),
+                100,
+            ),
+            about_nic(
+                DeviceError::Claimed(format!("{NIC} is claimed by container c1")).into(),
+                101,
+            ),
+            about_nic(refused_move_back(), 102),
+            about_nic(
+                Error::netlink(format!("renaming {NIC} to net1"), Some(EEXIST)),
+                102,
+            ),
+            about_nic(
+                Error::netlink(format!("re-adding the captured routes of {NIC}"), None),
+                102,
+            ),
+            about_nic(
+                Error::Delegate {
+                    code: Some(999),
+                    msg: format!("host-device: failed to move {NIC}"),
+                    details: String::new(),
+                }
+                .during(format!("moving {NIC} into the pod")),
+                103,
+            ),
+            about_nic(
+                Error::Delegate {
+                    code: None,
+                    msg: format!("host-device failed on {NIC} without a CNI error"),
+                    details: "panic: runtime error".into(),
+                },
+                103,
+            ),
+            about_nic(
+                DeviceError::CarriesDefaultRoute(format!("{NIC} carries the default route")).into(),
+                104,
+            ),
+            about_nic(Error::CheckFailed(format!("{NIC} is down in the pod")), 105),
+            about_nic(
+                DeviceError::NotAllocated(format!("{NIC} is not allocated to this pod")).into(),
+                106,
+            ),
+            about_nic(
+                DeviceError::InUseByHost(format!("{NIC} is a port of br0")).into(),
+                107,
+            ),
+            case(
+                KvpError::PoolUnavailable("cannot read the KVP pool".into()).into(),
+                110,
+            ),
+            case(
+                KvpError::NoRecord("no IPoIB_Data record".into()).into(),
+                111,
+            ),
+            case(
+                KvpError::Malformed("NUMPAIRS is not a number".into()).into(),
+                112,
+            ),
+            case(
+                KvpError::NoEntry("no address for 02:00:00:00:00:01".into()).into(),
+                113,
+            ),
+            case(KvpError::Busy("the KVP pool is locked".into()).into(), 11),
         ]
+    }
+
+    /// How many kinds of error there are, and which one `e` is: an exhaustive match, so a
+    /// new variant does not compile until it has a number here, and
+    /// `every_variant_is_covered` fails until `every_variant` has one of it.
+    const KINDS: usize = 24;
+    fn kind_of(e: &Error) -> usize {
+        match e {
+            Error::IncompatibleVersion(_) => 0,
+            Error::UnknownContainer(_) => 1,
+            Error::InvalidEnvironment { .. } => 2,
+            Error::Decode(_) => 3,
+            Error::CorruptState { .. } => 4,
+            Error::InvalidConfig(_) => 5,
+            Error::NodePolicy(_) => 6,
+            Error::Io { .. } => 7,
+            Error::Busy(_) => 8,
+            Error::Incomplete(_) => 9,
+            Error::PluginNotAvailable(_) => 10,
+            Error::Device(d) => match d {
+                DeviceError::NotFound(_) => 11,
+                DeviceError::Claimed(_) => 12,
+                DeviceError::CarriesDefaultRoute(_) => 13,
+                DeviceError::NotAllocated(_) => 14,
+                DeviceError::InUseByHost(_) => 15,
+            },
+            Error::Netlink { .. } => 16,
+            Error::Delegate { .. } => 17,
+            Error::CheckFailed(_) => 18,
+            Error::Kvp(k) => match k {
+                KvpError::PoolUnavailable(_) => 19,
+                KvpError::NoRecord(_) => 20,
+                KvpError::Malformed(_) => 21,
+                KvpError::NoEntry(_) => 22,
+                KvpError::Busy(_) => 23,
+            },
+        }
+    }
+
+    #[test]
+    fn every_variant_is_covered() {
+        let mut seen = [false; KINDS];
+        for c in every_variant() {
+            seen[kind_of(&c.error)] = true;
+        }
+        let missing: Vec<usize> = (0..KINDS).filter(|k| !seen[*k]).collect();
+        assert!(missing.is_empty(), "every_variant lacks kinds {missing:?}");
     }
 
     #[test]
     fn every_variant_maps_to_its_cni_code() {
-        for (err, code) in every_variant() {
-            assert_eq!(err.code() as u32, code, "{err:?}");
-            assert_eq!(parsed(&err)["code"], code, "{err:?}");
-            assert!(!err.to_string().is_empty(), "{err:?} has a message");
+        for Case { error, code, .. } in every_variant() {
+            assert_eq!(error.code() as u32, code, "{error}");
+            assert_eq!(parsed(&error)["code"], code, "{error}");
+        }
+    }
+
+    /// What Rust's Debug output, or an OS error's own text, leaves in a string. The errno
+    /// belongs in `details`. (No IPv6 address in the cases above, so `::` is a Rust path.)
+    const DEBUG_ARTIFACTS: &[&str] = &[
+        "{",
+        "}",
+        "Some(",
+        "None",
+        "Ok(",
+        "Err(",
+        "LinkChange",
+        "::",
+        "\\\"",
+        "os error",
+    ];
+
+    fn debug_artifacts(text: &str) -> Vec<&'static str> {
+        DEBUG_ARTIFACTS
+            .iter()
+            .copied()
+            .filter(|a| text.contains(a))
+            .collect()
+    }
+
+    /// A word first: a letter, or a config key in quotes.
+    fn starts_with_a_word(msg: &str) -> bool {
+        let mut chars = msg.trim_start_matches('"').chars();
+        chars.next().is_some_and(char::is_alphabetic)
+    }
+
+    #[test]
+    fn every_message_is_words_about_its_nic_and_the_errno_is_in_the_details() {
+        for Case { error, nic, .. } in every_variant() {
+            let reply = parsed(&error);
+            let msg = reply["msg"].as_str().unwrap();
+            assert!(!msg.trim().is_empty(), "an empty message ({error:?})");
+            assert!(starts_with_a_word(msg), "{msg}");
+            assert_eq!(debug_artifacts(msg), Vec::<&str>::new(), "{msg}");
+            let details = reply["details"].as_str().unwrap_or("");
+            assert_eq!(debug_artifacts(details), Vec::<&str>::new(), "{details}");
+            if let Some(nic) = nic {
+                assert!(msg.contains(nic), "{msg} does not name {nic}");
+            }
+            if let Some(errno) = error.errno() {
+                let number = format!("errno {errno} ");
+                assert!(details.contains(&number), "{msg}: no {number} in {details}");
+                assert!(!msg.contains(&errno.to_string()), "{msg}");
+            }
         }
     }
 
@@ -391,13 +709,40 @@ mod tests {
         assert_eq!(v["msg"], "invalid CNI_IFNAME: contains '/'");
         assert!(v.get("details").is_none(), "empty details are omitted");
 
-        let e = Error::Netlink {
-            context: "get link eth9".into(),
-            errno: Some(19),
-        };
+        let e = Error::netlink("looking up interface eth9", Some(19));
         let v = parsed(&e);
-        assert_eq!(v["msg"], "get link eth9: No such device (os error 19)");
-        assert_eq!(v["details"], "errno 19");
+        assert_eq!(v["msg"], "looking up interface eth9: no such device");
+        assert_eq!(v["details"], "errno 19 (ENODEV: No such device)");
+    }
+
+    #[test]
+    fn a_caller_retells_a_failed_request_and_the_lower_account_goes_to_the_details() {
+        let v = parsed(&refused_move_back());
+        assert_eq!(
+            v["msg"],
+            "moving enp94s0f1 (0000:5e:00.1) back to the host: an interface with the name \
+             net1 already exists there"
+        );
+        assert_eq!(
+            v["details"],
+            "moving net1 to another network namespace; changing interface #69; \
+             errno 17 (EEXIST: File exists)"
+        );
+        let e = Error::io(
+            "opening the pod's network namespace",
+            std::io::Error::other("x"),
+        )
+        .during("moving enp1s0 back to the host");
+        assert_eq!(
+            e.to_string(),
+            "moving enp1s0 back to the host: opening the pod's network namespace: x"
+        );
+        let busy = Error::Busy("locked".into()).while_doing("moving enp1s0");
+        assert_eq!(
+            busy.to_string(),
+            "locked",
+            "an error that says what it is stays"
+        );
     }
 
     #[test]
@@ -417,17 +762,20 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_failure_lists_every_attachment() {
+    fn a_partial_failure_lists_every_attachment_and_their_details() {
         let e = Error::Incomplete(PartialFailure {
             operation: "GC",
             failures: vec![
                 failure("c1", Error::Busy("locked".into())),
                 failure("c2", DeviceError::NotFound("gone".into()).into()),
+                failure("c3", Error::netlink("renaming x to y", Some(EEXIST))),
             ],
         });
         assert_eq!(
             e.to_string(),
-            "GC could not release 2 attachment(s): c1/net1: locked; c2/net1: gone"
+            "GC could not release 3 attachment(s): c1/net1: locked; c2/net1: gone; \
+             c3/net1: renaming x to y: file exists"
         );
+        assert_eq!(e.details(), "c3/net1: errno 17 (EEXIST: File exists)");
     }
 }

@@ -2,7 +2,9 @@
 //! failures (environment, decoding, stdin).
 //!
 //! Which code a plugin error gets is the plugin's business ([`CniError`]); this module only
-//! knows the shape of the reply.
+//! knows the shape of the reply, and how an OS error is said to a person: a `msg` is read in
+//! `kubectl describe pod`, so it says the errno in words ([`errno_in_words`]) and leaves the
+//! number to `details` ([`errno_details`]).
 
 use std::fmt;
 
@@ -67,12 +69,48 @@ impl fmt::Display for ProtocolError {
                 write!(f, "invalid {var}: {reason}")
             }
             ProtocolError::Decode(m) => f.write_str(m),
-            ProtocolError::ReadStdin(e) => write!(f, "read stdin: {e}"),
+            ProtocolError::ReadStdin(e) => write!(f, "reading stdin: {}", io_error_in_words(e)),
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, ProtocolError>;
+
+/// What an errno means, in words and without its number: `file exists`.
+pub fn errno_in_words(errno: i32) -> String {
+    match nix::errno::Errno::from_raw(errno) {
+        nix::errno::Errno::UnknownErrno => format!("the kernel refused it (error {errno})"),
+        known => lower_first(known.desc()),
+    }
+}
+
+/// An errno for the `details` field: `errno 17 (EEXIST: File exists)`.
+pub fn errno_details(errno: i32) -> String {
+    format!("errno {errno} ({})", nix::errno::Errno::from_raw(errno))
+}
+
+/// An I/O error in words: its errno without the number (`permission denied`), or its own
+/// text when it has no errno.
+pub fn io_error_in_words(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(errno) => errno_in_words(errno),
+        None => e.to_string(),
+    }
+}
+
+/// The low-level account of an I/O error for `details`: its errno, or nothing when the
+/// message said it all already.
+pub fn io_error_details(e: &std::io::Error) -> String {
+    e.raw_os_error().map(errno_details).unwrap_or_default()
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -98,5 +136,26 @@ mod tests {
             v,
             serde_json::json!({"cniVersion": "1.0.0", "code": 7, "msg": "bad"})
         );
+    }
+
+    #[test]
+    fn an_errno_is_words_in_the_message_and_its_number_in_the_details() {
+        assert_eq!(errno_in_words(nix::libc::EEXIST), "file exists");
+        assert_eq!(
+            errno_details(nix::libc::EEXIST),
+            "errno 17 (EEXIST: File exists)"
+        );
+        let denied = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        assert_eq!(io_error_in_words(&denied), "permission denied");
+        assert_eq!(
+            io_error_details(&denied),
+            "errno 13 (EACCES: Permission denied)"
+        );
+        let plain = std::io::Error::other("pipe closed");
+        assert_eq!(
+            (io_error_in_words(&plain), io_error_details(&plain)),
+            ("pipe closed".to_owned(), String::new())
+        );
+        assert!(errno_in_words(4000).starts_with("the kernel refused it"));
     }
 }

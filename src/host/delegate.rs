@@ -11,6 +11,7 @@ use std::process::{Child, Command as Process, Stdio};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::cni::error::io_error_in_words;
 use crate::cni::{CniVersion, Command, Environment};
 use crate::error::Error;
 use crate::host::netlink::Address;
@@ -121,7 +122,11 @@ impl Delegate {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                Error::PluginNotAvailable(format!("cannot run {}: {e}", self.binary.display()))
+                Error::PluginNotAvailable(format!(
+                    "cannot run {}: {}",
+                    self.binary.display(),
+                    io_error_in_words(&e)
+                ))
             })?;
         Ok(Started {
             delegate: self,
@@ -137,14 +142,11 @@ impl Delegate {
                 msg: format!("{}: {}", self.name, e.msg),
                 details: e.details,
             },
+            // What it printed instead is anything at all: the details, not the message.
             _ => Error::Delegate {
                 code: None,
-                msg: format!(
-                    "{} failed ({status}) without a CNI error: {}",
-                    self.name,
-                    snippet(&String::from_utf8_lossy(stdout), stderr)
-                ),
-                details: String::new(),
+                msg: format!("{} failed ({status}) without a CNI error", self.name),
+                details: snippet(&String::from_utf8_lossy(stdout), stderr),
             },
         }
     }
@@ -410,9 +412,14 @@ mod tests {
         let err = delegate_in(tmp.path())
             .run(Command::Add, &env, "e", &json!({}))
             .unwrap_err();
-        assert!(
-            err.to_string().contains("without a CNI error: panic: oops"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "host-device failed (exit status: 2) without a CNI error"
+        );
+        assert_eq!(
+            err.details(),
+            "panic: oops",
+            "what it printed is in the details"
         );
     }
 }

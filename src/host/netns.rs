@@ -5,6 +5,7 @@ use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
 
+use crate::cni::error::{errno_in_words, io_error_in_words};
 use crate::error::Error;
 
 /// While alive, the current thread is in another network namespace; dropping it goes back.
@@ -20,7 +21,11 @@ impl NetnsGuard {
         setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
             Error::invalid_env(
                 "CNI_NETNS",
-                format!("{} is not a network namespace: {e}", path.display()),
+                format!(
+                    "{} is not a network namespace: {}",
+                    path.display(),
+                    errno_in_words(e as i32)
+                ),
             )
         })?;
         Ok(NetnsGuard { original })
@@ -49,7 +54,11 @@ pub fn open(path: &Path) -> Result<File, Error> {
     File::open(path).map_err(|e| {
         Error::invalid_env(
             "CNI_NETNS",
-            format!("cannot open network namespace {}: {e}", path.display()),
+            format!(
+                "cannot open network namespace {}: {}",
+                path.display(),
+                io_error_in_words(&e)
+            ),
         )
     })
 }

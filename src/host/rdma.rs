@@ -116,7 +116,8 @@ pub fn devices_of(sysfs_root: &Path, pci: Option<&PciAddress>, ifname: &str) -> 
 pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
     let target = crate::host::netns::open(pod_ns)?;
     for d in devices {
-        rdma.move_device(d, target.as_raw_fd())?;
+        rdma.move_device(d, target.as_raw_fd())
+            .map_err(|e| e.while_doing(format!("moving RDMA device {d} into the pod")))?;
     }
     Ok(())
 }
@@ -127,7 +128,8 @@ pub fn move_back(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Re
     let host = crate::host::netns::current()?;
     let _in_pod = NetnsGuard::enter(pod_ns)?;
     for d in devices {
-        rdma.move_device(d, host.as_raw_fd())?;
+        rdma.move_device(d, host.as_raw_fd())
+            .map_err(|e| e.while_doing(format!("moving RDMA device {d} back to the host")))?;
     }
     Ok(())
 }
@@ -149,7 +151,8 @@ impl RdmaSystem for NetlinkRdma {
     }
 
     fn move_device(&self, name: &str, netns_fd: RawFd) -> Result<()> {
-        let socket = connect()?.ok_or_else(|| rdma_error("RDMA subsystem disappeared", None))?;
+        let socket = connect()?
+            .ok_or_else(|| rdma_error("reaching the RDMA subsystem", None).because("it is gone"))?;
         let index = device_index(&socket, name)?;
         let request = encode_move(index, netns_fd as u32, 2);
         exchange(&socket, &request).map(drop)
@@ -161,7 +164,7 @@ fn connect() -> Result<Option<NlSocket>> {
         Ok(s) => Ok(Some(s)),
         // No ib_core: the protocol does not exist.
         Err(e) if e.raw_os_error() == Some(nix::libc::EPROTONOSUPPORT) => Ok(None),
-        Err(e) => Err(Error::io("open RDMA netlink socket", e)),
+        Err(e) => Err(Error::io("opening an RDMA netlink socket", e)),
     }
 }
 
@@ -198,14 +201,14 @@ fn device_index(socket: &NlSocket, name: &str) -> Result<u32> {
 fn exchange(socket: &NlSocket, request: &[u8]) -> Result<Vec<Vec<u8>>> {
     socket
         .send(request, Msg::empty())
-        .map_err(|e| Error::io("send RDMA netlink request", e))?;
+        .map_err(|e| Error::io("sending an RDMA netlink request", e))?;
     let mut payloads = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let (n, _) = match socket.recv(&mut buf[..], Msg::empty()) {
             Ok(r) => r,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("receive RDMA netlink reply", e)),
+            Err(e) => return Err(Error::io("receiving an RDMA netlink reply", e)),
         };
         for msg in split_messages(&buf[..n]) {
             match msg.ty {
@@ -217,7 +220,7 @@ fn exchange(socket: &NlSocket, request: &[u8]) -> Result<Vec<Vec<u8>>> {
                         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                     return match errno {
                         Some(0) => Ok(payloads), // the ACK
-                        other => Err(rdma_error("RDMA netlink request failed", other.map(|e| -e))),
+                        other => Err(rdma_error("asking the RDMA subsystem", other.map(|e| -e))),
                     };
                 }
                 _ => {
@@ -232,10 +235,7 @@ fn exchange(socket: &NlSocket, request: &[u8]) -> Result<Vec<Vec<u8>>> {
 }
 
 fn rdma_error(what: &str, errno: Option<i32>) -> Error {
-    Error::Netlink {
-        context: what.into(),
-        errno,
-    }
+    Error::netlink(what, errno)
 }
 
 /// A netlink message: header then attributes (RDMA netlink has no family header).

@@ -93,7 +93,7 @@ impl HostInterface {
     /// Order matters: rename and MTU while down, back into its master (a move out of the
     /// host released it), then up, then addresses (setting a link down drops IPv6 addresses
     /// and routes), then routes (gateways need the connected prefix).
-    /// Returns what could not be restored; the device itself is back either way.
+    /// Returns what could not be restored, each in words; the device itself is back either way.
     pub fn restore(&self, nl: &dyn Links, current: &Link) -> Result<Vec<String>, Error> {
         let renaming = current.name != self.name;
         if renaming && current.up {
@@ -114,7 +114,7 @@ impl HostInterface {
         let mut problems = Vec::new();
         if let Some(master) = &self.master {
             if let Err(e) = self.enslave(nl, current, master) {
-                problems.push(format!("master {master}: {e}"));
+                problems.push(e.to_string());
             }
             nl.set_link(
                 current.index,
@@ -126,20 +126,24 @@ impl HostInterface {
         }
         for a in &self.addresses {
             if let Err(e) = nl.add_address(current.index, a) {
-                problems.push(format!("address {}: {e}", a.cidr()));
+                problems.push(e.to_string());
             }
         }
         if self.up {
-            problems.extend(apply_routes(nl, current.index, &self.routes));
+            let refused = apply_routes(nl, current.index, &self.routes);
+            problems.extend(refused.iter().map(Error::to_string));
         }
         Ok(problems)
     }
 
     /// Makes `current` a port of `master` again, unless it already is.
     fn enslave(&self, nl: &dyn Links, current: &Link, master: &str) -> Result<(), Error> {
-        let master = nl
-            .link_by_name(master)?
-            .ok_or_else(|| Error::device_not_found(format!("{master} is not on the host")))?;
+        let master = nl.link_by_name(master)?.ok_or_else(|| {
+            Error::device_not_found(format!(
+                "making {} a port of {master} again: {master} is not on the host",
+                self.name
+            ))
+        })?;
         if current.master == Some(master.index) {
             return Ok(());
         }
@@ -168,8 +172,8 @@ fn is_restorable_route(r: &Route) -> bool {
 }
 
 /// Adds routes through link `index`, retrying those whose gateway is only reachable through
-/// another route of the list. Returns the ones that could not be added, with why.
-pub fn apply_routes(nl: &dyn Links, index: i32, routes: &[Route]) -> Vec<String> {
+/// another route of the list. Returns why each one that could not be added was refused.
+pub fn apply_routes(nl: &dyn Links, index: i32, routes: &[Route]) -> Vec<Error> {
     let mut pending: Vec<&Route> = routes.iter().collect();
     loop {
         let before = pending.len();
@@ -177,7 +181,7 @@ pub fn apply_routes(nl: &dyn Links, index: i32, routes: &[Route]) -> Vec<String>
         let mut last_errors = Vec::new();
         for r in pending {
             if let Err(e) = nl.add_route(index, r) {
-                last_errors.push(format!("route {}: {e}", r.dst_cidr()));
+                last_errors.push(e);
                 failed.push(r);
             }
         }

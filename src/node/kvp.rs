@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg};
 
+use crate::cni::error::{errno_in_words, io_error_in_words};
 use crate::device_id::MacAddress;
 use crate::error::KvpError;
 use crate::node::lock_wait::{byte_range, poll_lock, Waited};
@@ -96,8 +97,12 @@ fn show_mac(mac: &[u8; 6]) -> String {
 
 /// The whole pool file, read while holding a shared lock on it.
 fn read_locked(pool: &Path) -> Result<Vec<u8>> {
-    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-        KvpError::PoolUnavailable(format!("cannot {what} KVP pool {}: {e}", pool.display()))
+    let unavailable = |what: &str, e: &std::io::Error| {
+        KvpError::PoolUnavailable(format!(
+            "cannot {what} KVP pool {}: {}",
+            pool.display(),
+            io_error_in_words(e)
+        ))
     };
     let file = File::open(pool).map_err(|e| unavailable("open", &e))?;
     lock_shared(&file, pool)?;
@@ -129,8 +134,9 @@ fn lock_shared(file: &File, pool: &Path) -> Result<()> {
             LOCK_TIMEOUT.as_secs()
         ))),
         Waited::Failed(e) => Err(KvpError::PoolUnavailable(format!(
-            "cannot lock KVP pool {}: {e}",
-            pool.display()
+            "cannot lock KVP pool {}: {}",
+            pool.display(),
+            errno_in_words(e as i32)
         ))),
     }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::cni::error::io_error_in_words;
 use crate::error::Error;
 use crate::log::LogLevel;
 
@@ -121,13 +122,23 @@ impl NodePolicy {
                     ..NodePolicy::default()
                 })
             }
-            Err(e) => return Err(unusable(format!("cannot open it: {e}"))),
+            Err(e) => {
+                return Err(unusable(format!(
+                    "cannot open it: {}",
+                    io_error_in_words(&e)
+                )))
+            }
         };
-        let meta = file.metadata().map_err(|e| unusable(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| {
+            unusable(format!(
+                "cannot read its metadata: {}",
+                io_error_in_words(&e)
+            ))
+        })?;
         trusted_file(&meta).map_err(unusable)?;
         let mut text = String::new();
         file.read_to_string(&mut text)
-            .map_err(|e| unusable(format!("cannot read it: {e}")))?;
+            .map_err(|e| unusable(format!("cannot read it: {}", io_error_in_words(&e))))?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| unusable(format!("not valid JSON: {e}")))?;
         let Value::Object(obj) = value else {

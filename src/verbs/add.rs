@@ -360,18 +360,17 @@ fn add_routes_in_pod(pod: &dyn Links, pod_ifname: &str, host: &HostInterface) ->
             "{pod_ifname} not found in the pod after host-device ADD"
         ))
     })?;
-    let problems = apply_routes(pod, link.index, &host.routes);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Netlink {
-            context: format!(
-                "re-adding captured routes in the pod: {}",
-                problems.join("; ")
-            ),
-            errno: None,
-        })
+    let refused = apply_routes(pod, link.index, &host.routes);
+    if refused.is_empty() {
+        return Ok(());
     }
+    let each = |f: fn(&Error) -> String| refused.iter().map(f).collect::<Vec<_>>().join("; ");
+    Err(Error::Netlink {
+        doing: format!("re-adding the captured routes of {} in the pod", host.name),
+        why: Some(each(Error::to_string)),
+        errno: None,
+        detail: each(Error::details),
+    })
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub fn drop_altname(host: &dyn Links, link: &Link, name: &str) -> Option<String>
     }
     host.del_altname(link.index, name)
         .err()
-        .map(|e| format!("removal of the alternative name {name}: {e}"))
+        .map(|e| e.to_string())
 }
 
 /// A NIC carrying an alternative name the host already uses may not be let into the host:

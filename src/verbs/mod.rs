@@ -91,12 +91,19 @@ fn require_1_1(what: &str, ctx: &Context) -> Result<(), Error> {
     }
 }
 
+/// The message and, for the admin reading the log, the details the runtime got too.
 fn log_failure(command: Command, e: &Error) {
     if log::enabled(LogLevel::Error) {
+        let details = e.details();
         crate::log_error!(
-            "{} failed (code {}): {e}",
+            "{} failed (code {}): {e}{}",
             command.as_str(),
-            e.code() as u32
+            e.code() as u32,
+            if details.is_empty() {
+                String::new()
+            } else {
+                format!(" [{details}]")
+            }
         );
     }
 }

@@ -281,23 +281,53 @@ impl World {
         let link = namespaces
             .get_mut(ns)
             .and_then(|links| links.iter_mut().find(|l| l.link.index == index))
-            .ok_or_else(|| errno(nix::libc::ENODEV, &format!("link #{index}")))?;
+            .ok_or_else(|| {
+                errno(
+                    nix::libc::ENODEV,
+                    &format!("the interface with index {index}"),
+                )
+            })?;
         Ok(f(link))
     }
 
     fn set_link(&self, ns: &str, index: i32, change: &LinkChange) -> Result<()> {
         self.record(ns, describe(index, change));
-        if let Some(name) = &change.name {
-            if self
-                .find(ns, |l| l.name == *name && l.index != index)
-                .is_some()
-            {
-                return Err(errno(nix::libc::EEXIST, "rename"));
-            }
-        }
+        self.refusal(ns, index, change).map_err(|e| {
+            let name_of = |i| match self.find(ns, |l| l.index == i) {
+                Some(l) => l.name,
+                None => format!("the interface with index {i}"),
+            };
+            change.failed(e, &name_of(index), &name_of)
+        })?;
         self.with_link(ns, index, |l| apply(&mut l.link, change))?;
         if change.netns_fd == Some(HOST_NETNS_FD) {
             self.move_link(ns, HOST, index);
+        }
+        Ok(())
+    }
+
+    /// What the kernel would refuse of `change` to link `index` of `ns`: a name another link
+    /// has, there or (a move to the host) on the host.
+    fn refusal(&self, ns: &str, index: i32, change: &LinkChange) -> Result<()> {
+        let taken_in = |ns: &str, name: &str| {
+            self.find(ns, |l| {
+                l.index != index && (l.name == name || l.altnames.iter().any(|a| a == name))
+            })
+            .is_some()
+        };
+        if let Some(name) = &change.name {
+            if taken_in(ns, name) {
+                return Err(errno(nix::libc::EEXIST, "RTM_SETLINK"));
+            }
+        }
+        if change.netns_fd == Some(HOST_NETNS_FD) && ns != HOST {
+            let link = self
+                .find(ns, |l| l.index == index)
+                .ok_or_else(|| errno(nix::libc::ENODEV, "RTM_SETLINK"))?;
+            let mut names = link.altnames.iter().chain([&link.name]);
+            if names.any(|name| taken_in(HOST, name)) {
+                return Err(errno(nix::libc::EEXIST, "RTM_SETLINK"));
+            }
         }
         Ok(())
     }
@@ -357,11 +387,9 @@ fn describe(index: i32, change: &LinkChange) -> String {
     parts.join(" ")
 }
 
+/// A request the kernel refused with `errno`, `what` saying which.
 fn errno(errno: i32, what: &str) -> Error {
-    Error::Netlink {
-        context: what.to_owned(),
-        errno: Some(errno),
-    }
+    Error::netlink(what, Some(errno))
 }
 
 impl Links for Bound {
@@ -407,7 +435,9 @@ impl Links for Bound {
         self.world
             .record(&self.ns, format!("altname {link_name} +{altname}"));
         if self.link_by_name(altname)?.is_some() {
-            return Err(errno(nix::libc::EEXIST, "add altname"));
+            return Err(errno(nix::libc::EEXIST, "RTM_NEWLINKPROP")
+                .while_doing(format!("giving {link_name} the alternative name {altname}"))
+                .because(format!("the name {altname} is taken")));
         }
         let index = self
             .link_by_name(link_name)?

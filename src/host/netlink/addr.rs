@@ -72,7 +72,7 @@ fn family_of(ip: &IpAddr) -> RtAddrFamily {
 impl Netlink {
     /// Every address of link `index` (the kernel filters by index under strict checking).
     pub fn addresses(&self, index: i32) -> Result<Vec<Address>> {
-        let what = format!("list addresses of link #{index}");
+        let what = format!("reading the addresses of interface #{index}");
         let msg = IfaddrmsgBuilder::default()
             .ifa_family(RtAddrFamily::Unspecified)
             .ifa_prefixlen(0)
@@ -81,7 +81,12 @@ impl Netlink {
             .build()
             .map_err(|e| build_error(&what, e))?;
         Ok(self
-            .exchange(Rtm::Getaddr, NlmF::DUMP, msg, &what)?
+            .exchange(Rtm::Getaddr, NlmF::DUMP, msg, &what)
+            .map_err(|e| {
+                self.about_link(index, e, |e, link| {
+                    e.while_doing(format!("reading the addresses of {link}"))
+                })
+            })?
             .iter()
             // Belt and braces: an old kernel without strict checking ignores the filter.
             .filter(|m| *m.ifa_index() == index as u32)
@@ -91,7 +96,7 @@ impl Netlink {
 
     /// Adds `a` to link `index`; an address that is already there counts as added.
     pub fn add_address(&self, index: i32, a: &Address) -> Result<()> {
-        let what = format!("add address {} to link #{index}", a.cidr());
+        let what = format!("adding address {} to interface #{index}", a.cidr());
         let flags = a.flags & RESTORABLE_FLAGS;
         let bytes = ip_to_bytes(&a.ip);
         let mut attrs = RtBuffer::new();
@@ -114,7 +119,9 @@ impl Netlink {
             .build()
             .map_err(|e| build_error(&what, e))?;
         match self.exchange(Rtm::Newaddr, NlmF::CREATE | NlmF::EXCL, msg, &what) {
-            Err(e) if !is_exists(&e) => Err(e),
+            Err(e) if !is_exists(&e) => Err(self.about_link(index, e, |e, link| {
+                e.while_doing(format!("adding address {} to {link}", a.cidr()))
+            })),
             _ => Ok(()),
         }
     }

@@ -8,6 +8,7 @@ use neli::types::RtBuffer;
 
 use super::{is_not_found, Netlink, Result};
 use crate::device_id::MacAddress;
+use crate::error::Error;
 
 /// What we need to know about a link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,8 +37,8 @@ const NLA_F_NESTED: u16 = 0x8000;
 /// Attribute types without their flag bits.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 /// `RTM_NEWLINKPROP` / `RTM_DELLINKPROP` (linux/rtnetlink.h).
-const RTM_NEWLINKPROP: u16 = 108;
-const RTM_DELLINKPROP: u16 = 109;
+pub(super) const RTM_NEWLINKPROP: u16 = 108;
+pub(super) const RTM_DELLINKPROP: u16 = 109;
 
 /// A set of changes applied in one RTM_SETLINK. `None` leaves a property alone.
 #[derive(Debug, Clone, Default)]
@@ -58,11 +59,12 @@ impl Netlink {
     pub fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         let mut attrs = RtBuffer::new();
         attrs.push(super::attr(Ifla::Ifname, name)?);
-        self.get_link(0, attrs, &format!("look up link {name}"))
+        self.get_link(0, attrs, &format!("looking up interface {name}"))
     }
 
     pub fn link_by_index(&self, index: i32) -> Result<Option<Link>> {
-        self.get_link(index, RtBuffer::new(), &format!("look up link #{index}"))
+        let what = format!("looking up the interface with index {index}");
+        self.get_link(index, RtBuffer::new(), &what)
     }
 
     fn get_link(
@@ -84,9 +86,9 @@ impl Netlink {
         let msg = IfinfomsgBuilder::default()
             .ifi_family(RtAddrFamily::Unspecified)
             .build()
-            .map_err(|e| super::build_error("list links", e))?;
+            .map_err(|e| super::build_error(LIST_LINKS, e))?;
         Ok(self
-            .exchange(Rtm::Getlink, NlmF::DUMP, msg, "list links")?
+            .exchange(Rtm::Getlink, NlmF::DUMP, msg, LIST_LINKS)?
             .iter()
             .filter_map(parse_link)
             .collect())
@@ -95,19 +97,27 @@ impl Netlink {
     /// Gives the link called `link_name` the alternative name `altname` (by name, so no
     /// lookup is needed first). Fails with EEXIST when `altname` is taken in the namespace.
     pub fn add_altname(&self, link_name: &str, altname: &str) -> Result<()> {
-        let what = format!("add alternative name {altname} to {link_name}");
+        let what = format!("giving {link_name} the alternative name {altname}");
         let mut attrs = RtBuffer::new();
         attrs.push(super::attr(Ifla::Ifname, link_name)?);
         attrs.push(prop_list(altname)?);
         self.link_prop(RTM_NEWLINKPROP, 0, attrs, &what)
+            .map_err(|e| match e.errno() {
+                Some(nix::libc::EEXIST) => e.because(format!("the name {altname} is taken")),
+                _ => e,
+            })
     }
 
     /// Takes the alternative name `altname` off link `index`.
     pub fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
-        let what = format!("remove alternative name {altname} from link #{index}");
+        let what = format!("taking the alternative name {altname} off interface #{index}");
         let mut attrs = RtBuffer::new();
         attrs.push(prop_list(altname)?);
         self.link_prop(RTM_DELLINKPROP, index, attrs, &what)
+            .map_err(|e| {
+                let link = self.name_of(index);
+                e.while_doing(format!("taking the alternative name {altname} off {link}"))
+            })
     }
 
     fn link_prop(
@@ -124,7 +134,7 @@ impl Netlink {
 
     /// Applies `change` to link `index` in one request.
     pub fn set_link(&self, index: i32, change: &LinkChange) -> Result<()> {
-        let what = format!("change link #{index} ({change:?})");
+        let what = format!("changing interface #{index}");
         let mut attrs = RtBuffer::new();
         if let Some(name) = &change.name {
             attrs.push(super::attr(Ifla::Ifname, name.as_str())?);
@@ -157,8 +167,110 @@ impl Netlink {
             None => builder,
         };
         let msg = builder.build().map_err(|e| super::build_error(&what, e))?;
-        self.exchange(Rtm::Setlink, NlmF::empty(), msg, &what)?;
+        self.exchange(Rtm::Setlink, NlmF::empty(), msg, &what)
+            .map_err(|e| {
+                let name_of = |i| self.name_of(i);
+                change.failed(e, &name_of(index), &name_of)
+            })?;
         Ok(())
+    }
+}
+
+const LIST_LINKS: &str = "listing the network interfaces";
+
+impl LinkChange {
+    /// What this change does to the link called `link`, in words: `renaming net1 to enp1s0,
+    /// setting its MTU to 9000 and bringing it up`. `name_of` names a master by its index.
+    pub fn describe(&self, link: &str, name_of: &dyn Fn(i32) -> String) -> String {
+        // Each step as it reads first (naming the link) and after another (saying "it").
+        let mut steps: Vec<(String, String)> = Vec::new();
+        let mut step = |first: String, later: String| steps.push((first, later));
+        if let Some(name) = &self.name {
+            step(
+                format!("renaming {link} to {name}"),
+                format!("renaming it to {name}"),
+            );
+        }
+        if let Some(mtu) = self.mtu {
+            step(
+                format!("setting the MTU of {link} to {mtu}"),
+                format!("setting its MTU to {mtu}"),
+            );
+        }
+        match self.alias.as_deref() {
+            Some("") => step(
+                format!("clearing the alias of {link}"),
+                "clearing its alias".into(),
+            ),
+            Some(alias) => step(
+                format!("setting the alias of {link} to {alias}"),
+                format!("setting its alias to {alias}"),
+            ),
+            None => {}
+        }
+        match self.master {
+            Some(0) => step(
+                format!("releasing {link} from its master"),
+                "releasing it from its master".into(),
+            ),
+            Some(master) => {
+                let master = name_of(master);
+                step(
+                    format!("making {link} a port of {master}"),
+                    format!("making it a port of {master}"),
+                )
+            }
+            None => {}
+        }
+        if self.netns_fd.is_some() {
+            step(
+                format!("moving {link} to another network namespace"),
+                "moving it to another network namespace".into(),
+            );
+        }
+        match self.up {
+            Some(true) => step(format!("bringing {link} up"), "bringing it up".into()),
+            Some(false) => step(format!("taking {link} down"), "taking it down".into()),
+            None => {}
+        }
+        let words: Vec<String> = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (first, later))| if i == 0 { first } else { later })
+            .collect();
+        match words.split_last() {
+            None => format!("changing {link}"),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
+
+    /// Why the kernel refused this change with `errno`, where the errno's own words would
+    /// not say it ("file exists" for a name that is taken).
+    pub fn why_refused(&self, errno: i32) -> Option<String> {
+        match errno {
+            nix::libc::EEXIST => match (&self.name, self.netns_fd) {
+                (Some(name), _) => Some(format!("an interface named {name} already exists")),
+                (None, Some(_)) => {
+                    Some("an interface with one of its names already exists there".to_owned())
+                }
+                (None, None) => None,
+            },
+            nix::libc::EBUSY if self.name.is_some() => {
+                Some("it is up, and the kernel renames an interface only while it is down".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// The failure `e` of this change to the link called `link`, told in words.
+    pub fn failed(&self, e: Error, link: &str, name_of: &dyn Fn(i32) -> String) -> Error {
+        let why = e.errno().and_then(|errno| self.why_refused(errno));
+        let e = e.while_doing(self.describe(link, name_of));
+        match why {
+            Some(why) => e.because(why),
+            None => e,
+        }
     }
 }
 
@@ -211,7 +323,7 @@ fn prop_list(altname: &str) -> Result<neli::rtnl::Rtattr<Ifla, neli::types::Buff
     let name = super::attr(Ifla::UnrecognizedConst(IFLA_ALT_IFNAME), altname)?;
     let mut nested = std::io::Cursor::new(Vec::new());
     neli::ToBytes::to_bytes(&name, &mut nested)
-        .map_err(|e| super::build_error("build IFLA_PROP_LIST", e))?;
+        .map_err(|e| super::build_error("building an alternative-name attribute", e))?;
     super::attr(
         Ifla::UnrecognizedConst(IFLA_PROP_LIST | NLA_F_NESTED),
         neli::types::Buffer::from(nested.into_inner()),
@@ -303,5 +415,108 @@ mod tests {
         pod.del_altname(a0.index, "net9").unwrap();
         assert_eq!(pod.link_by_name("net9").unwrap(), None);
         assert!(pod.link_by_name("a0").unwrap().unwrap().altnames.is_empty());
+    }
+
+    fn described(change: LinkChange) -> String {
+        change.describe("net1", &|i| format!("link{i}"))
+    }
+
+    #[test]
+    fn a_change_is_told_in_words_naming_the_link_once() {
+        assert_eq!(
+            described(LinkChange {
+                name: Some("enp1s0".into()),
+                mtu: Some(9000),
+                alias: Some(String::new()),
+                up: Some(true),
+                ..LinkChange::default()
+            }),
+            "renaming net1 to enp1s0, setting its MTU to 9000, clearing its alias and \
+             bringing it up"
+        );
+        assert_eq!(
+            described(LinkChange {
+                mtu: Some(1400),
+                ..LinkChange::default()
+            }),
+            "setting the MTU of net1 to 1400"
+        );
+        assert_eq!(
+            described(LinkChange {
+                netns_fd: Some(6),
+                ..LinkChange::default()
+            }),
+            "moving net1 to another network namespace"
+        );
+        assert_eq!(
+            described(LinkChange {
+                master: Some(3),
+                up: Some(false),
+                ..LinkChange::default()
+            }),
+            "making net1 a port of link3 and taking it down"
+        );
+        assert_eq!(
+            described(LinkChange {
+                alias: Some("uplink".into()),
+                master: Some(0),
+                ..LinkChange::default()
+            }),
+            "setting the alias of net1 to uplink and releasing it from its master"
+        );
+        assert_eq!(described(LinkChange::default()), "changing net1");
+    }
+
+    /// Against the running kernel, in two network namespaces of the test's own (root only):
+    /// what the kernel refuses is told in words, its errno and the request in the details.
+    #[test]
+    fn refused_changes_are_told_in_words_on_this_kernel() {
+        use crate::host::kernel::{Kernel, LiveKernel};
+        use std::os::fd::AsRawFd;
+        let (Some(a), Some(b)) = (
+            crate::host::testing::ScratchNetns::new("msg-a"),
+            crate::host::testing::ScratchNetns::new("msg-b"),
+        ) else {
+            return;
+        };
+        assert!(a.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "a1"]));
+        assert!(b.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "b1"]));
+        let kernel = LiveKernel::new();
+        let pod = kernel.links_in(&a.path()).unwrap();
+        let a0 = pod.link_by_name("a0").unwrap().unwrap();
+
+        let rename = LinkChange {
+            name: Some("a1".into()),
+            ..LinkChange::default()
+        };
+        let e = pod.set_link(a0.index, &rename).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "renaming a0 to a1: an interface named a1 already exists"
+        );
+        let details = e.details();
+        assert!(details.contains("RTM_SETLINK"), "{details}");
+        assert!(details.contains("errno 17 (EEXIST"), "{details}");
+
+        let other_ns = std::fs::File::open(b.path()).unwrap();
+        let e = pod
+            .move_down_to(a0.index, other_ns.as_raw_fd() as u32)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "moving a0 to another network namespace: an interface with one of its names \
+             already exists there"
+        );
+        assert!(e.details().contains("errno 17 (EEXIST"), "{}", e.details());
+
+        let too_big = LinkChange {
+            mtu: Some(70_000),
+            ..LinkChange::default()
+        };
+        let e = pod.set_link(a0.index, &too_big).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("setting the MTU of a0 to 70000: "), "{msg}");
+        assert!(!msg.contains("os error") && !msg.contains("errno"), "{msg}");
+        assert!(e.details().contains("errno 22 (EINVAL"), "{}", e.details());
     }
 }

@@ -18,7 +18,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::net::IpAddr;
 
-use neli::consts::nl::NlmF;
+use neli::consts::nl::{NlmF, NlmsgerrAttr};
 use neli::consts::rtnl::Rtm;
 use neli::consts::socket::{Msg, NlFamily};
 use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
@@ -158,15 +158,15 @@ impl Netlink {
     /// A plain blocking socket: no background thread, no hand-offs, one request at a time.
     pub fn connect() -> Result<Netlink> {
         let socket = NlSocket::connect(NlFamily::Route, None, Groups::empty())
-            .map_err(|e| io_error("open netlink socket", e))?;
+            .map_err(|e| io_error("opening a netlink socket", e))?;
         // Strict checking makes the kernel honour the ifindex/oif filters of our dumps, so a
         // capture costs the same with 5 or 5,000 links on the host.
         socket
             .enable_strict_checking(true)
-            .map_err(|e| io_error("enable netlink strict checking", e))?;
+            .map_err(|e| io_error("enabling strict checking on the netlink socket", e))?;
         socket
             .enable_ext_ack(true)
-            .map_err(|e| io_error("enable netlink extended ack", e))?;
+            .map_err(|e| io_error("enabling extended acks on the netlink socket", e))?;
         Ok(Netlink {
             socket,
             seq: Cell::new(0),
@@ -175,6 +175,7 @@ impl Netlink {
     }
 
     /// Sends one request and collects every payload of the reply (none for a plain ACK).
+    /// `what` says in words what the request does, for the error if it fails.
     fn exchange<P>(&self, ty: Rtm, flags: NlmF, payload: P, what: &str) -> Result<Vec<P>>
     where
         P: Size + ToBytes + FromBytesWithInput<Input = usize> + Debug + Clone,
@@ -201,19 +202,20 @@ impl Netlink {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
         let dump = flags.contains(NlmF::DUMP);
+        let request_failed = |why: &str, e: &dyn std::fmt::Display| malformed(what, ty, why, e);
         let msg = NlmsghdrBuilder::default()
             .nl_type(ty)
             .nl_flags(flags | NlmF::REQUEST | NlmF::ACK)
             .nl_seq(seq)
             .nl_payload(NlPayload::Payload(payload))
             .build()
-            .map_err(|e| build_error(what, e))?;
+            .map_err(|e| request_failed(UNBUILDABLE, &e))?;
         let mut request = Cursor::new(vec![0; msg.padded_size()]);
         msg.to_bytes(&mut request)
-            .map_err(|e| build_error(what, e))?;
+            .map_err(|e| request_failed(UNBUILDABLE, &e))?;
         self.socket
             .send(request.get_ref(), Msg::empty())
-            .map_err(|e| io_error(what, e))?;
+            .map_err(|e| socket_error(what, ty, e))?;
         let mut buffer = self.buffer.borrow_mut();
         loop {
             // MSG_TRUNC: the datagram's real length, so a reply cut short is an error rather
@@ -221,26 +223,28 @@ impl Netlink {
             let (len, _) = self
                 .socket
                 .recv(&mut buffer[..], Msg::TRUNC)
-                .map_err(|e| io_error(what, e))?;
+                .map_err(|e| socket_error(what, ty, e))?;
             if len > RECV_BUFFER {
-                return Err(build_error(
-                    what,
-                    format!("a {len}-byte reply does not fit the {RECV_BUFFER}-byte buffer"),
+                return Err(request_failed(
+                    "the kernel's reply did not fit the receive buffer",
+                    &format!("a {len}-byte reply, a {RECV_BUFFER}-byte buffer"),
                 ));
             }
             let mut replies = Cursor::new(&buffer[..len]);
             while (replies.position() as usize) < replies.get_ref().len() {
                 let reply = Nlmsghdr::<Rtm, P>::from_bytes(&mut replies)
-                    .map_err(|e| build_error(what, e))?;
+                    .map_err(|e| request_failed("the kernel's reply could not be read", &e))?;
                 if *reply.nl_seq() != seq {
                     continue; // a late reply to an earlier request
                 }
                 match reply.nl_payload() {
                     NlPayload::Payload(p) => each(p),
-                    NlPayload::Err(e) => return Err(errno_error(what, -*e.error())),
+                    NlPayload::Err(e) => {
+                        return Err(refused(what, ty, -*e.error(), kernel_message(e.ext_ack())))
+                    }
                     // A failed dump ends with a negative error in its DONE message.
                     NlPayload::DumpExtAck(ack) if *ack.error() < 0 => {
-                        return Err(errno_error(what, -*ack.error()))
+                        return Err(refused(what, ty, -*ack.error(), None))
                     }
                     NlPayload::DumpExtAck(_) | NlPayload::Empty if dump => return Ok(()),
                     NlPayload::Ack(_) if !dump => return Ok(()),
@@ -249,20 +253,95 @@ impl Netlink {
             }
         }
     }
+
+    /// `e`, a failed request about link `index`, told by `tell` with the link's name.
+    fn about_link(&self, index: i32, e: Error, tell: impl FnOnce(Error, &str) -> Error) -> Error {
+        tell(e, &self.name_of(index))
+    }
+
+    /// The name of link `index` for a message, looked up after a request about it failed:
+    /// its name, or `the interface with index 7` when it has none to look up any more.
+    fn name_of(&self, index: i32) -> String {
+        match self.link_by_index(index) {
+            Ok(Some(link)) => link.name,
+            _ => format!("the interface with index {index}"),
+        }
+    }
 }
 
-fn errno_error(what: &str, errno: i32) -> Error {
+const UNBUILDABLE: &str = "the netlink request could not be built";
+
+/// The kernel refused the request with `errno`, maybe saying why in its extended ack.
+fn refused(what: &str, ty: Rtm, errno: i32, kernel_says: Option<String>) -> Error {
+    let mut detail = request_name(ty);
+    if let Some(text) = &kernel_says {
+        detail.push_str(&format!("; the kernel says: {text}"));
+    }
     Error::Netlink {
-        context: what.to_owned(),
+        doing: what.to_owned(),
+        why: kernel_says,
         errno: Some(errno),
+        detail,
+    }
+}
+
+/// The socket itself failed (send, receive).
+fn socket_error(what: &str, ty: Rtm, e: std::io::Error) -> Error {
+    Error::Netlink {
+        doing: what.to_owned(),
+        why: e.raw_os_error().is_none().then(|| e.to_string()),
+        errno: e.raw_os_error(),
+        detail: format!("{} over the netlink socket", request_name(ty)),
     }
 }
 
 fn io_error(what: &str, e: std::io::Error) -> Error {
     Error::Netlink {
-        context: format!("{what}: {e}"),
-        errno: None,
+        doing: what.to_owned(),
+        why: e.raw_os_error().is_none().then(|| e.to_string()),
+        errno: e.raw_os_error(),
+        detail: String::new(),
     }
+}
+
+/// A request that could not be built, or a reply that could not be read: `why` in words,
+/// the library's error `e` for the details.
+fn malformed(what: &str, ty: Rtm, why: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Netlink {
+        doing: what.to_owned(),
+        why: Some(why.to_owned()),
+        errno: None,
+        detail: format!("{}: {e}", request_name(ty)),
+    }
+}
+
+/// The text of the kernel's extended ack (`NLMSGERR_ATTR_MSG`), if it gave one.
+fn kernel_message(
+    ext_ack: &neli::types::GenlBuffer<NlmsgerrAttr, neli::types::Buffer>,
+) -> Option<String> {
+    ext_ack
+        .iter()
+        .find(|a| *a.nla_type().nla_type() == NlmsgerrAttr::Msg)
+        .and_then(|a| neli::attr::Attribute::get_payload_as_with_len::<String>(a).ok())
+        .map(|text| text.trim_end_matches('\0').trim().to_owned())
+        .filter(|text| !text.is_empty())
+}
+
+/// The request's name in the kernel's terms, for `details`: `RTM_SETLINK`.
+fn request_name(ty: Rtm) -> String {
+    let name = match ty {
+        Rtm::Getlink => "RTM_GETLINK",
+        Rtm::Setlink => "RTM_SETLINK",
+        Rtm::Getaddr => "RTM_GETADDR",
+        Rtm::Newaddr => "RTM_NEWADDR",
+        Rtm::Getroute => "RTM_GETROUTE",
+        Rtm::Newroute => "RTM_NEWROUTE",
+        Rtm::Getrule => "RTM_GETRULE",
+        Rtm::UnrecognizedConst(link::RTM_NEWLINKPROP) => "RTM_NEWLINKPROP",
+        Rtm::UnrecognizedConst(link::RTM_DELLINKPROP) => "RTM_DELLINKPROP",
+        other => return format!("rtnetlink request {}", u16::from(other)),
+    };
+    name.to_owned()
 }
 
 /// True for "no such device/address/route" errors, which callers often treat as "absent".
@@ -301,13 +380,17 @@ where
         .rta_type(ty)
         .rta_payload(payload)
         .build()
-        .map_err(|e| build_error("build netlink attribute", e))
+        .map_err(|e| build_error("building a netlink attribute", e))
 }
 
+/// A request whose message could not be put together: `what` in words, the library's error
+/// for the details.
 fn build_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Netlink {
-        context: format!("{what}: {e}"),
+        doing: what.to_owned(),
+        why: Some(UNBUILDABLE.to_owned()),
         errno: None,
+        detail: e.to_string(),
     }
 }
 

@@ -9,6 +9,7 @@ use neli::types::RtBuffer;
 use serde::{Deserialize, Serialize};
 
 use super::{attr, build_error, ip_from_bytes, ip_to_bytes, is_exists, Netlink, Result};
+use crate::error::Error;
 
 pub const RT_TABLE_DEFAULT: u32 = 253;
 pub const RT_TABLE_MAIN: u32 = 254;
@@ -57,6 +58,34 @@ impl Route {
         }
     }
 
+    /// `adding route 10.9.0.0/16 via 192.0.2.1 through enp1s0`, what adding it does.
+    pub fn describe_adding(&self, link: &str) -> String {
+        match &self.gateway {
+            Some(gw) => format!("adding route {} via {gw} through {link}", self.dst_cidr()),
+            None => format!("adding route {} through {link}", self.dst_cidr()),
+        }
+    }
+
+    /// Why adding it through `link` failed with `errno`, where the errno's words fall short.
+    fn why_refused(&self, errno: i32, link: &str) -> Option<String> {
+        match (errno, &self.gateway) {
+            (nix::libc::ENETUNREACH, Some(gw)) => {
+                Some(format!("its gateway {gw} is not on a network of {link}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The failure `e` of adding it through `link`, told in words.
+    fn failed(&self, e: Error, link: &str) -> Error {
+        let why = e.errno().and_then(|errno| self.why_refused(errno, link));
+        let e = e.while_doing(self.describe_adding(link));
+        match why {
+            Some(why) => e.because(why),
+            None => e,
+        }
+    }
+
     fn rt_family(&self) -> RtAddrFamily {
         if self.family == 6 {
             RtAddrFamily::Inet6
@@ -82,7 +111,7 @@ impl Netlink {
 
     /// The tables routing consults for `family`: main, plus those of non-default rules.
     fn rule_tables(&self, family: RtAddrFamily) -> Result<Vec<u32>> {
-        let what = format!("list {family:?} routing rules");
+        let what = format!("reading the {} routing rules", family_in_words(family));
         let msg = FibmsgBuilder::default()
             .fib_family(family)
             .fib_dst_len(0)
@@ -107,13 +136,19 @@ impl Netlink {
         Ok(tables)
     }
 
-    fn routes_in_table(&self, family: RtAddrFamily, table: u32, index: i32) -> Result<Vec<Route>> {
-        let what = format!("list {family:?} routes of link #{index} in table {table}");
+    fn routes_in_table(
+        &self,
+        rt_family: RtAddrFamily,
+        table: u32,
+        index: i32,
+    ) -> Result<Vec<Route>> {
+        let family = family_in_words(rt_family);
+        let what = format!("reading the {family} routes of interface #{index} in table {table}");
         let mut attrs = RtBuffer::new();
         attrs.push(attr(Rta::Oif, index as u32)?);
         attrs.push(attr(Rta::Table, table)?);
         let msg = RtmsgBuilder::default()
-            .rtm_family(family)
+            .rtm_family(rt_family)
             .rtm_dst_len(0)
             .rtm_src_len(0)
             .rtm_tos(0)
@@ -124,7 +159,15 @@ impl Netlink {
             .rtattrs(attrs)
             .build()
             .map_err(|e| build_error(&what, e))?;
-        let replies = self.exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)?;
+        let replies = self
+            .exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)
+            .map_err(|e| {
+                self.about_link(index, e, |e, link| {
+                    e.while_doing(format!(
+                        "reading the {family} routes of {link} in table {table}"
+                    ))
+                })
+            })?;
         Ok(replies
             .iter()
             .filter_map(|m| parse_route(m, index))
@@ -133,7 +176,7 @@ impl Netlink {
 
     /// Adds `r` through link `index`; a route that is already there counts as added.
     pub fn add_route(&self, index: i32, r: &Route) -> Result<()> {
-        let what = format!("add route {} via link #{index}", r.dst_cidr());
+        let what = format!("adding route {} through interface #{index}", r.dst_cidr());
         let mut attrs = RtBuffer::new();
         if let Some(dst) = &r.dst {
             attrs.push(attr(Rta::Dst, ip_to_bytes(dst).as_slice())?);
@@ -163,7 +206,7 @@ impl Netlink {
             .build()
             .map_err(|e| build_error(&what, e))?;
         match self.exchange(Rtm::Newroute, NlmF::CREATE | NlmF::EXCL, msg, &what) {
-            Err(e) if !is_exists(&e) => Err(e),
+            Err(e) if !is_exists(&e) => Err(self.about_link(index, e, |e, link| r.failed(e, link))),
             _ => Ok(()),
         }
     }
@@ -203,6 +246,14 @@ fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
         prefsrc: ip(Rta::Prefsrc),
         shared,
     })
+}
+
+/// `IPv4`, `IPv6`: an address family for a person.
+fn family_in_words(family: RtAddrFamily) -> &'static str {
+    match family {
+        RtAddrFamily::Inet6 => "IPv6",
+        _ => "IPv4",
+    }
 }
 
 #[cfg(test)]
