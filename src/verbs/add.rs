@@ -21,6 +21,7 @@ use crate::node::state::{self, AttachmentState, Lock, StateStore};
 use crate::verbs::admission;
 use crate::verbs::context::Context;
 use crate::verbs::give_back::give_back;
+use crate::verbs::nic_words::{nic, nic_of};
 use crate::verbs::passthrough;
 use crate::verbs::pod_addresses;
 use crate::verbs::stale_claims::{ensure_unclaimed, Claimed};
@@ -66,7 +67,8 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
             return Ok(result);
         }
     };
-    let captured = HostInterface::capture(host, &link)?;
+    let captured = HostInterface::capture(host, &link)
+        .map_err(|e| e.during(format!("capturing {}", nic(&link.name, pci.as_ref()))))?;
     admission::ensure_not_the_hosts_own(ctx, kernel, &captured)?;
     // One socket in the pod serves every question and change ADD makes there.
     let pod = kernel.links_in(pod_ns)?;
@@ -258,16 +260,25 @@ fn attach(
     let conf = &ctx.conf;
     let host = &state.host;
     let device_name = state.staging_name.as_deref().unwrap_or(&host.name);
+    let nic = nic_of(state);
     if let Some(staging) = &state.staging_name {
         let host_links = kernel.host()?;
-        host_links.set_down(link.index)?;
-        host_links.set_link(
-            link.index,
-            &LinkChange {
-                name: Some(staging.clone()),
-                ..LinkChange::default()
-            },
-        )?;
+        let staging_failed = |e: Error| {
+            e.during(format!(
+                "{} is taken in the pod, so {nic} goes in under a temporary name",
+                host.name
+            ))
+        };
+        host_links.set_down(link.index).map_err(staging_failed)?;
+        host_links
+            .set_link(
+                link.index,
+                &LinkChange {
+                    name: Some(staging.clone()),
+                    ..LinkChange::default()
+                },
+            )
+            .map_err(staging_failed)?;
     }
     let config = delegate.config(
         conf.cni_version,
@@ -280,7 +291,9 @@ fn attach(
         "delegate {} ADD config: {config}",
         delegate.binary().display()
     );
-    let out = started.finish(&config)?;
+    let out = started
+        .finish(&config)
+        .map_err(|e| e.during(format!("moving {nic} into the pod")))?;
     fault::point("after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
         code: None,

@@ -51,7 +51,11 @@ fn a_failed_delegate_is_rolled_back_after_the_state_was_made_durable() {
     let err = add(&ctx, &kernel).unwrap_err();
 
     assert_eq!(err.code() as u32, 103, "{err}");
-    assert!(err.to_string().contains("boom"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "moving enp1s0 into the pod: host-device: boom",
+        "which NIC, what was being done, then the delegate's own words"
+    );
     let at_add = std::fs::read_to_string(&seen).unwrap();
     assert!(
         at_add.contains("c1-net1.json"),

@@ -18,6 +18,7 @@ use crate::host::netlink::{Link, Links};
 use crate::host::rdma;
 use crate::node::state::{AttachmentState, StateStore};
 use crate::verbs::context::Context;
+use crate::verbs::nic_words::{moving_back_failed, nic_of};
 use crate::{log_debug, log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -51,10 +52,13 @@ pub fn give_back(
         return store.remove(state);
     };
     let host = kernel.host()?;
-    let mut problems = state.host.restore(host, &link)?;
+    let mut problems = state
+        .host
+        .restore(host, &link)
+        .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?;
     problems.extend(drop_cni_ifname(host, &link, state));
     for p in &problems {
-        log_error!("could not restore {p} on {}", state.host.name);
+        log_error!("restoring {}: {p}", nic_of(state));
     }
     log_info!("restored {} (found as {})", state.host.summary(), link.name);
     store.remove(state)
@@ -271,6 +275,7 @@ fn by_pci_address(
 /// Our device on the host, if it is there.
 pub fn find_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Result<Option<Link>> {
     find_device(kernel.host()?, state, Some(kernel.sysfs()))
+        .map_err(|e| e.during(format!("looking for {} on the host", nic_of(state))))
 }
 
 /// Our device in pod netns `ns`, if it is there (sysfs shows the host's view, so only names
@@ -280,7 +285,9 @@ pub fn find_in_pod(
     ns: &Path,
     state: &AttachmentState,
 ) -> Result<Option<Link>> {
-    kernel.in_netns(ns, |pod| find_device(pod, state, None))
+    kernel
+        .in_netns(ns, |pod| find_device(pod, state, None))
+        .map_err(|e| e.during(format!("looking for {} in the pod", nic_of(state))))
 }
 
 fn wait_for_device_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Result<Option<Link>> {
@@ -303,7 +310,8 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
             return Ok(false);
         };
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
-        pod.move_down_to(link.index, host_ns)?;
+        pod.move_down_to(link.index, host_ns)
+            .map_err(|e| moving_back_failed(kernel, &nic_of(state), &link, e))?;
         Ok(true)
     })
 }

@@ -15,6 +15,7 @@ mod status;
 pub mod admission;
 pub mod context;
 pub mod give_back;
+pub mod nic_words;
 pub mod passthrough;
 pub mod pod_addresses;
 pub mod recovery;

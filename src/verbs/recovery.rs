@@ -33,6 +33,7 @@ use crate::node::state::{
 };
 use crate::verbs::context::Context;
 use crate::verbs::give_back::drop_altname;
+use crate::verbs::nic_words::{moving_back_failed, nic};
 use crate::{log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -143,17 +144,17 @@ fn bring_back(
     found: FoundInPod,
 ) -> Result<()> {
     let FoundInPod { link, carried } = found;
+    let nic = nic(&host_name(identity, &link), identity.pci.as_ref());
     let host_ns = kernel.host_netns_fd()?;
     kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
         pod.move_down_to(link.index, host_ns)
+            .map_err(|e| moving_back_failed(kernel, &nic, &link, e))
     })?;
     let host = kernel.host()?;
     let back = host
         .link_by_index(link.index)?
         .filter(|l| l.mac == link.mac)
-        .ok_or_else(|| {
-            Error::device_not_found(format!("{} did not arrive on the host", link.name))
-        })?;
+        .ok_or_else(|| Error::device_not_found(format!("{nic} did not arrive on the host")))?;
     let wanted = recovered_host(identity, vendor, carried, &link);
     crate::log::set_device(&wanted.name);
     log_info!(
@@ -165,12 +166,14 @@ fn bring_back(
             ""
         }
     );
-    let mut problems = wanted.restore(host, &back)?;
+    let mut problems = wanted
+        .restore(host, &back)
+        .map_err(|e| e.during(format!("restoring {nic} on the host")))?;
     if ctx.env.ifname != wanted.name {
         problems.extend(drop_altname(host, &back, &ctx.env.ifname));
     }
     for p in &problems {
-        log_error!("could not restore {p} on {}", wanted.name);
+        log_error!("restoring {nic}: {p}");
     }
     Ok(())
 }
@@ -229,8 +232,12 @@ fn restore_handed_back(kernel: &dyn Kernel, pci: &PciAddress, entry: &VendorEntr
         "recovering {} from the vendor plugin's entry",
         wanted.summary()
     );
-    for p in wanted.restore(host, &link)? {
-        log_error!("could not restore {p} on {}", wanted.name);
+    let nic = nic(&wanted.name, Some(pci));
+    let problems = wanted
+        .restore(host, &link)
+        .map_err(|e| e.during(format!("restoring {nic} on the host")))?;
+    for p in problems {
+        log_error!("restoring {nic}: {p}");
     }
     Ok(true)
 }
