@@ -13,7 +13,7 @@ use crate::verbs::context::Context;
 use crate::verbs::give_back::give_back;
 
 use super::tracked::{locate, open_store, tracked, Location, Tracked};
-use super::{Options, USAGE};
+use super::{Options, EXIT_NOTHING_MATCHED, EXIT_OK, USAGE};
 
 fn matches(state: &AttachmentState, target: &str) -> bool {
     state
@@ -25,7 +25,9 @@ fn matches(state: &AttachmentState, target: &str) -> bool {
         || (target.len() >= 12 && state.container_id.starts_with(target))
 }
 
-pub(super) fn restore(o: &Options) -> anyhow::Result<()> {
+/// Gives back every match; `EXIT_NOTHING_MATCHED` if none, an error if one could not be
+/// given back (the others still were).
+pub(super) fn restore(o: &Options) -> anyhow::Result<u8> {
     let [target] = o.positional.as_slice() else {
         bail!("restore needs exactly one PCI address, interface name or container id\n{USAGE}");
     };
@@ -35,8 +37,8 @@ pub(super) fn restore(o: &Options) -> anyhow::Result<()> {
         .filter(|t| matches(&t.state, target))
         .collect();
     if chosen.is_empty() {
-        println!("nothing to restore: no tracked attachment matches {target}");
-        return Ok(());
+        eprintln!("amd-host-device: nothing to restore: no tracked attachment matches {target}");
+        return Ok(EXIT_NOTHING_MATCHED);
     }
     log::configure(LogLevel::Info, None, "restore".into());
     let kernel = LiveKernel::new();
@@ -63,7 +65,7 @@ pub(super) fn restore(o: &Options) -> anyhow::Result<()> {
         }
     }
     if failures.is_empty() {
-        return Ok(());
+        return Ok(EXIT_OK);
     }
     Err(Error::Incomplete(PartialFailure {
         operation: "restore",

@@ -59,7 +59,7 @@ pub(super) fn tracked(store: &StateStore) -> anyhow::Result<Vec<Tracked>> {
 /// Where the device of an attachment is right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "where")]
-pub(super) enum Location {
+pub(in crate::admin) enum Location {
     Pod {
         netns: String,
         ifname: String,
@@ -85,7 +85,7 @@ impl std::fmt::Display for Location {
     }
 }
 
-pub(super) fn locate(kernel: &dyn Kernel, state: &AttachmentState) -> Location {
+pub(in crate::admin) fn locate(kernel: &dyn Kernel, state: &AttachmentState) -> Location {
     if let Ok(Some(link)) = find_on_host(kernel, state) {
         return Location::Host { ifname: link.name };
     }

@@ -93,9 +93,41 @@ impl Sysfs {
         self.root.join("bus/pci/devices").join(addr.as_str())
     }
 
+    /// Every PCI function of the host, by address.
+    pub fn pci_functions(&self) -> Vec<PciAddress> {
+        sorted_names(&self.root.join("bus/pci/devices"))
+            .iter()
+            .filter_map(|name| PciAddress::parse(name).ok())
+            .collect()
+    }
+
+    /// Whether the function is a network controller (PCI class `0x02xxxx`, Ethernet,
+    /// InfiniBand and the rest). A function whose `class` cannot be read counts when the
+    /// kernel lists a network interface under it.
+    pub fn is_network_function(&self, addr: &PciAddress) -> bool {
+        let class = std::fs::read_to_string(self.pci_device_dir(addr).join("class"));
+        match class.ok().and_then(|c| parse_class(&c)) {
+            Some(class) => class >> 16 == 0x02,
+            None => !self.netdevs_of(addr).is_empty(),
+        }
+    }
+
     /// Interface names the kernel lists under the PCI function (`.../net/<ifname>`), sorted.
     pub fn netdevs_of(&self, addr: &PciAddress) -> Vec<String> {
         sorted_names(&self.pci_device_dir(addr).join("net"))
+    }
+
+    /// Interfaces on a child device of the function rather than on the function itself
+    /// (`<pci>/virtio0/net/eth0`, a virtio NIC): a PCI address does not resolve to them.
+    pub fn netdevs_below(&self, addr: &PciAddress) -> Vec<String> {
+        let dir = self.pci_device_dir(addr);
+        let mut names: Vec<String> = sorted_names(&dir)
+            .iter()
+            .filter(|child| *child != "net" && *child != "driver" && *child != "physfn")
+            .flat_map(|child| sorted_names(&dir.join(child).join("net")))
+            .collect();
+        names.sort();
+        names
     }
 
     /// The devices stacked on interface `ifname` of this namespace: its master (bridge,
@@ -296,6 +328,11 @@ fn pick(netdevs: &[String], wanted: Option<&str>, what: &str) -> Result<String, 
     }
 }
 
+/// A PCI class as sysfs writes it: `0x020000`.
+fn parse_class(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.trim().strip_prefix("0x")?, 16).ok()
+}
+
 /// The last part of what symlink `link` points to: sysfs names a device's driver, PCI
 /// function or physical function that way.
 fn link_target_name(link: &Path) -> Option<String> {
@@ -382,6 +419,41 @@ mod tests {
         assert_eq!(sys.resolve_pci(&a, Some("ib1")).unwrap(), "ib1");
         let err = sys.resolve_pci(&a, Some("eth9")).unwrap_err();
         assert!(err.to_string().contains("conflicting selectors"), "{err}");
+    }
+
+    #[test]
+    fn network_functions_are_those_of_class_0x02() {
+        let fake = FakeSysfs::new();
+        fake.function("0000:5e:00.0", &["enp94s0f0"], Some("ionic"));
+        fake.function("0000:5e:00.1", &[], Some("vfio-pci"));
+        fake.function("0000:c1:00.0", &[], Some("amdgpu"));
+        fake.function("0000:c2:00.0", &[], None);
+        let devices = fake.dir.path().join("bus/pci/devices");
+        std::fs::write(devices.join("0000:5e:00.1/class"), "0x020000\n").unwrap();
+        std::fs::write(devices.join("0000:c1:00.0/class"), "0x038000\n").unwrap();
+        std::fs::create_dir_all(devices.join("not-a-pci-address")).unwrap();
+        let sys = fake.sysfs();
+        assert_eq!(
+            sys.pci_functions(),
+            [
+                "0000:5e:00.0",
+                "0000:5e:00.1",
+                "0000:c1:00.0",
+                "0000:c2:00.0"
+            ]
+            .map(pci)
+        );
+        let network: Vec<PciAddress> = sys
+            .pci_functions()
+            .into_iter()
+            .filter(|p| sys.is_network_function(p))
+            .collect();
+        // 5e:00.0 has no class file but a netdev; c2:00.0 has neither.
+        assert_eq!(network, ["0000:5e:00.0", "0000:5e:00.1"].map(pci));
+        std::fs::create_dir_all(devices.join("0000:5e:00.1/virtio0/net/eth0")).unwrap();
+        assert_eq!(sys.netdevs_below(&pci("0000:5e:00.1")), ["eth0"]);
+        assert!(sys.netdevs_of(&pci("0000:5e:00.1")).is_empty());
+        assert!(sys.netdevs_below(&pci("0000:5e:00.0")).is_empty());
     }
 
     #[test]

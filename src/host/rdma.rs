@@ -112,6 +112,33 @@ pub fn devices_of(sysfs_root: &Path, pci: Option<&PciAddress>, ifname: &str) -> 
     Vec::new()
 }
 
+/// An RDMA device of this network namespace's sysfs and the PCI function it sits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdmaDevice {
+    pub name: String,
+    pub pci: Option<PciAddress>,
+}
+
+/// Every RDMA device sysfs lists (`/sys/class/infiniband/*`, its `device` link naming the
+/// PCI function), by name; empty without an RDMA subsystem.
+pub fn all_devices(sysfs_root: &Path) -> Vec<RdmaDevice> {
+    let class = sysfs_root.join("class/infiniband");
+    let mut devices: Vec<RdmaDevice> = std::fs::read_dir(&class)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(|name| RdmaDevice {
+            pci: std::fs::read_link(class.join(&name).join("device"))
+                .ok()
+                .and_then(|t| PciAddress::parse(t.file_name()?.to_str()?).ok()),
+            name,
+        })
+        .collect();
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    devices
+}
+
 /// Moves `devices` from the current netns into `pod_ns` (ADD).
 pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
     let target = crate::host::netns::open(pod_ns)?;
@@ -354,6 +381,34 @@ mod tests {
 
     fn names(n: &[&str]) -> Vec<String> {
         n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn every_rdma_device_names_its_pci_function() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let function = root.join("devices/pci0000:00/0000:5e:00.0");
+        std::fs::create_dir_all(&function).unwrap();
+        for name in ["mlx5_0", "rxe0"] {
+            std::fs::create_dir_all(root.join("class/infiniband").join(name)).unwrap();
+        }
+        std::os::unix::fs::symlink(&function, root.join("class/infiniband/mlx5_0/device")).unwrap();
+        let pci = PciAddress::parse("0000:5e:00.0").unwrap();
+        assert_eq!(
+            all_devices(root),
+            [
+                RdmaDevice {
+                    name: "mlx5_0".into(),
+                    pci: Some(pci)
+                },
+                // A soft RDMA device sits on no PCI function.
+                RdmaDevice {
+                    name: "rxe0".into(),
+                    pci: None
+                },
+            ]
+        );
+        assert!(all_devices(&root.join("none")).is_empty());
     }
 
     #[test]

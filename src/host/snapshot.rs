@@ -46,26 +46,39 @@ impl HostInterface {
             .into_iter()
             .filter(is_restorable_address)
             .collect();
-        let all_routes = nl.routes(link.index)?;
-        let carries_default_route = all_routes.iter().any(|r| r.shared && r.is_default());
-        let routes = all_routes.into_iter().filter(is_restorable_route).collect();
         let master = match link.master {
             Some(index) => nl.link_by_index(index)?.map(|m| m.name),
             None => None,
         };
         Ok(HostInterface {
+            addresses,
+            ..HostInterface::from_routes(link, nl.routes(link.index)?, master)
+        })
+    }
+
+    /// The interface as [`HostInterface::capture`] sees it, from routes already read (every
+    /// route through the link) and its master's name, without its addresses: all that the
+    /// admission guards look at.
+    pub fn from_routes(
+        link: &Link,
+        all_routes: Vec<Route>,
+        master: Option<String>,
+    ) -> HostInterface {
+        let carries_default_route = all_routes.iter().any(|r| r.shared && r.is_default());
+        let routes = all_routes.into_iter().filter(is_restorable_route).collect();
+        HostInterface {
             name: link.name.clone(),
             ifindex: link.index,
             mac: link.mac.clone(),
             mtu: link.mtu,
             up: link.up,
             alias: link.alias.clone(),
-            addresses,
+            addresses: Vec::new(),
             routes,
             master,
             carries_default_route,
             altnames: link.altnames.clone(),
-        })
+        }
     }
 
     /// `enp94s0f1 (mac .., mtu 1400, up, addresses [..], 1 routes)` for log lines.

@@ -95,6 +95,12 @@ impl NodePolicy {
     /// The policy of this node: the file `AMD_HOST_DEVICE_NODE_POLICY` names, else the
     /// default file; the secure defaults when that file does not exist.
     pub fn load() -> Result<NodePolicy> {
+        NodePolicy::load_from(&NodePolicy::path()?)
+    }
+
+    /// The file the policy of this node is read from: `AMD_HOST_DEVICE_NODE_POLICY`'s,
+    /// else the default one.
+    pub fn path() -> Result<PathBuf> {
         let path = match std::env::var_os(POLICY_FILE_ENV).filter(|p| !p.is_empty()) {
             None => PathBuf::from(DEFAULT_POLICY_FILE),
             // A relative path would depend on the runtime's working directory; a typo must
@@ -107,7 +113,7 @@ impl NodePolicy {
             }
             Some(p) => PathBuf::from(p),
         };
-        NodePolicy::load_from(&path)
+        Ok(path)
     }
 
     /// The policy in `path`; the secure defaults if there is no such file.

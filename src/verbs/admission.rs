@@ -39,7 +39,15 @@ pub fn ensure_not_the_hosts_own(
     nic: &HostInterface,
 ) -> Result<()> {
     let conf = &ctx.conf;
-    if nic.has_default_route() && !conf.allow_default_route_device {
+    ensure_not_the_uplink(nic, conf.allow_default_route_device)?;
+    // Read only once the uplink guard has passed: most NICs stop at neither.
+    let uppers = kernel.sysfs().uppers_of(&nic.name);
+    ensure_not_stacked(nic, &uppers, conf.allow_enslaved_device)
+}
+
+/// The default-route guard alone (also what `doctor` asks of every NIC on the host).
+pub fn ensure_not_the_uplink(nic: &HostInterface, allowed: bool) -> Result<()> {
+    if nic.has_default_route() && !allowed {
         return Err(DeviceError::CarriesDefaultRoute(format!(
             "{} carries a default route of this host; refusing to move it into a pod \
              (the node policy's \"allowDefaultRouteDevice\" lifts this)",
@@ -47,21 +55,26 @@ pub fn ensure_not_the_hosts_own(
         ))
         .into());
     }
-    let uppers = kernel.sysfs().uppers_of(&nic.name);
-    if (nic.master.is_none() && uppers.is_empty()) || conf.allow_enslaved_device {
+    Ok(())
+}
+
+/// The guard for a NIC the host stacks devices on: `uppers` are its `upper_*` devices
+/// in sysfs (its master among them).
+pub fn ensure_not_stacked(nic: &HostInterface, uppers: &[String], allowed: bool) -> Result<()> {
+    if (nic.master.is_none() && uppers.is_empty()) || allowed {
         return Ok(());
     }
     let mut uses = Vec::new();
     if let Some(master) = &nic.master {
         uses.push(format!("is a port of {master}"));
     }
-    let children: Vec<&String> = uppers
+    let children: Vec<&str> = uppers
         .iter()
         .filter(|u| Some(*u) != nic.master.as_ref())
+        .map(String::as_str)
         .collect();
     if !children.is_empty() {
-        let names: Vec<&str> = children.iter().map(|c| c.as_str()).collect();
-        uses.push(format!("carries {}", names.join(", ")));
+        uses.push(format!("carries {}", children.join(", ")));
     }
     Err(DeviceError::InUseByHost(format!(
         "{} {} on this host; refusing to move it into a pod (the node policy's \

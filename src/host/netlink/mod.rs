@@ -36,7 +36,7 @@ pub mod consts {
 }
 
 pub use link::{Link, LinkChange};
-pub use route::Route;
+pub use route::{Route, RouteVia};
 
 use crate::device_id::MacAddress;
 use crate::error::Error;
@@ -63,6 +63,19 @@ pub trait Links {
     fn add_route(&self, index: i32, r: &Route) -> Result<()>;
     /// Gives the link called `link_name` the alternative name `altname` (EEXIST if taken).
     fn add_altname(&self, link_name: &str, altname: &str) -> Result<()>;
+
+    /// Every route of the namespace, in the tables [`Links::routes`] reads, with the links
+    /// each goes through. This default asks link by link; [`Netlink`] dumps each table once.
+    fn all_routes(&self) -> Result<Vec<RouteVia>> {
+        let mut all = Vec::new();
+        for link in self.links()? {
+            all.extend(self.routes(link.index)?.into_iter().map(|route| RouteVia {
+                route,
+                links: vec![link.index],
+            }));
+        }
+        Ok(all)
+    }
     /// Takes the alternative name `altname` off link `index`.
     fn del_altname(&self, index: i32, altname: &str) -> Result<()>;
 
@@ -136,6 +149,9 @@ impl Links for Netlink {
     }
     fn add_altname(&self, link_name: &str, altname: &str) -> Result<()> {
         Netlink::add_altname(self, link_name, altname)
+    }
+    fn all_routes(&self) -> Result<Vec<RouteVia>> {
+        Netlink::all_routes(self)
     }
     fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
         Netlink::del_altname(self, index, altname)

@@ -95,7 +95,36 @@ impl Route {
     }
 }
 
+/// A route of the namespace and the links it goes through: its output interface, or the
+/// interface of each next hop of a multipath route. Empty when the kernel names only a
+/// nexthop object (`net.ipv4.nexthop_compat_mode` off): then which links carry it is not
+/// said in the route itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteVia {
+    pub route: Route,
+    pub links: Vec<i32>,
+}
+
 impl Netlink {
+    /// Every route of the namespace with the links it goes through, from the same tables
+    /// as [`Netlink::routes`]: one dump per table and family, whatever the number of links
+    /// (a read of the whole node, where `routes` asks about one link).
+    pub fn all_routes(&self) -> Result<Vec<RouteVia>> {
+        let mut routes = Vec::new();
+        for family in [RtAddrFamily::Inet, RtAddrFamily::Inet6] {
+            for table in self.rule_tables(family)? {
+                let what = format!(
+                    "reading the {} routes in table {table}",
+                    family_in_words(family)
+                );
+                let msg = route_dump_request(family, vec![attr(Rta::Table, table)?], &what)?;
+                let replies = self.exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)?;
+                routes.extend(replies.iter().map(parse_route_via));
+            }
+        }
+        Ok(routes)
+    }
+
     /// Routes whose output interface is link `index`, IPv4 then IPv6, from the main table and
     /// every table a policy rule points at. Each dump names its table: the kernel then walks
     /// only that table (never the local table, with an entry per address of the host).
@@ -144,21 +173,8 @@ impl Netlink {
     ) -> Result<Vec<Route>> {
         let family = family_in_words(rt_family);
         let what = format!("reading the {family} routes of interface #{index} in table {table}");
-        let mut attrs = RtBuffer::new();
-        attrs.push(attr(Rta::Oif, index as u32)?);
-        attrs.push(attr(Rta::Table, table)?);
-        let msg = RtmsgBuilder::default()
-            .rtm_family(rt_family)
-            .rtm_dst_len(0)
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| build_error(&what, e))?;
+        let filter = vec![attr(Rta::Oif, index as u32)?, attr(Rta::Table, table)?];
+        let msg = route_dump_request(rt_family, filter, &what)?;
         let replies = self
             .exchange(Rtm::Getroute, NlmF::DUMP, msg, &what)
             .map_err(|e| {
@@ -212,6 +228,30 @@ impl Netlink {
     }
 }
 
+/// A strictly checked route dump request: the kernel honours the `filter` attributes.
+fn route_dump_request(
+    family: RtAddrFamily,
+    filter: Vec<neli::rtnl::Rtattr<Rta, neli::types::Buffer>>,
+    what: &str,
+) -> Result<Rtmsg> {
+    let mut attrs = RtBuffer::new();
+    for a in filter {
+        attrs.push(a);
+    }
+    RtmsgBuilder::default()
+        .rtm_family(family)
+        .rtm_dst_len(0)
+        .rtm_src_len(0)
+        .rtm_tos(0)
+        .rtm_table(RtTable::Unspec)
+        .rtm_protocol(Rtprot::Unspec)
+        .rtm_scope(RtScope::Universe)
+        .rtm_type(Rtn::Unspec)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|e| build_error(what, e))
+}
+
 fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
     let attrs = msg.rtattrs().get_attr_handle();
     // Belt and braces for kernels that ignore the filter. A route without RTA_OIF goes
@@ -222,12 +262,52 @@ fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
         Some(_) => return None,
         None => true,
     };
+    Some(route_of(msg, shared))
+}
+
+/// A route of a whole-table dump and the links it goes through.
+fn parse_route_via(msg: &Rtmsg) -> RouteVia {
+    let attrs = msg.rtattrs().get_attr_handle();
+    match attrs.get_attr_payload_as::<u32>(Rta::Oif).ok() {
+        Some(oif) => RouteVia {
+            route: route_of(msg, false),
+            links: vec![oif as i32],
+        },
+        None => RouteVia {
+            route: route_of(msg, true),
+            links: attrs
+                .get_attribute(Rta::Multipath)
+                .map(|a| next_hop_links(a.rta_payload().as_ref()))
+                .unwrap_or_default(),
+        },
+    }
+}
+
+/// The interfaces of the next hops in an `RTA_MULTIPATH` payload: a sequence of `struct
+/// rtnexthop` (length u16, flags u8, hops u8, ifindex i32), each followed by its own
+/// attributes and aligned to 4 bytes.
+fn next_hop_links(mut bytes: &[u8]) -> Vec<i32> {
+    let mut links = Vec::new();
+    while bytes.len() >= 8 {
+        let len = u16::from_ne_bytes([bytes[0], bytes[1]]) as usize;
+        if len < 8 || len > bytes.len() {
+            break;
+        }
+        links.push(i32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
+        bytes = bytes.get((len + 3) & !3..).unwrap_or_default();
+    }
+    links
+}
+
+/// The route `msg` describes; `shared` when it goes through next hops other links share.
+fn route_of(msg: &Rtmsg, shared: bool) -> Route {
+    let attrs = msg.rtattrs().get_attr_handle();
     let ip = |t: Rta| {
         attrs
             .get_attribute(t)
             .and_then(|a| ip_from_bytes(a.rta_payload().as_ref()))
     };
-    Some(Route {
+    Route {
         family: if *msg.rtm_family() == RtAddrFamily::Inet6 {
             6
         } else {
@@ -245,7 +325,7 @@ fn parse_route(msg: &Rtmsg, index: i32) -> Option<Route> {
         priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
         prefsrc: ip(Rta::Prefsrc),
         shared,
-    })
+    }
 }
 
 /// `IPv4`, `IPv6`: an address family for a person.
@@ -282,6 +362,26 @@ mod tests {
         assert_eq!(route(None, 0, 4).dst_cidr(), "0.0.0.0/0");
         assert_eq!(route(None, 0, 6).dst_cidr(), "::/0");
         assert!(route(None, 0, 6).is_default());
+    }
+
+    #[test]
+    fn multipath_next_hops_name_their_links() {
+        // Two rtnexthop entries: the first with an 8-byte RTA_GATEWAY after it.
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&16u16.to_ne_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(&7i32.to_ne_bytes());
+        bytes.extend_from_slice(&[8, 0, 5, 0, 192, 0, 2, 1]);
+        bytes.extend_from_slice(&8u16.to_ne_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(&9i32.to_ne_bytes());
+        assert_eq!(next_hop_links(&bytes), [7, 9]);
+        assert_eq!(
+            next_hop_links(&bytes[..20]),
+            [7],
+            "a cut entry ends the list"
+        );
+        assert!(next_hop_links(&[]).is_empty());
     }
 
     #[test]

@@ -27,6 +27,44 @@ impl StateStore {
         Ok(store)
     }
 
+    /// The state dir as it is, for reading only: nothing is created or changed. `None` if
+    /// there is no such directory yet; a symlink or non-directory there is refused as
+    /// [`StateStore::open`] refuses it.
+    pub fn open_existing(dir: &Path) -> Result<Option<StateStore>> {
+        match dir.symlink_metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("state dir", dir, e)),
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(io_error(
+                "state dir",
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "exists and is not a directory",
+                ),
+            )),
+            Ok(_) => Ok(Some(StateStore {
+                dir: dir.to_path_buf(),
+            })),
+        }
+    }
+
+    /// Temporary files left in the state dir (`.tmp-*` of a save, `.probe-*` of STATUS)
+    /// with their modification times: a process killed while writing leaves one. One of a
+    /// save under way is there too, for a moment.
+    pub fn temporary_files(&self) -> Result<Vec<(String, std::time::SystemTime)>> {
+        let mut found: Vec<_> = self
+            .entries()?
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let temporary = name.starts_with(".tmp-") || name.starts_with(".probe-");
+                let modified = entry.metadata().ok()?.modified().ok()?;
+                temporary.then_some((name, modified))
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -101,6 +139,24 @@ impl StateStore {
         Ok(found)
     }
 
+    /// `*.json` files of the state dir that are no attachment's readable state (a state
+    /// file cut short, or one named for other ids), by name: `attachments` skips them.
+    /// The vendor plugin's mapping file is not one of them.
+    pub fn unreadable_state_files(&self) -> Result<Vec<String>> {
+        let mut found: Vec<String> = self
+            .entries()?
+            .filter(|entry| self.attachment_of(entry).is_none())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| {
+                name.ends_with(".json")
+                    && !name.starts_with('.')
+                    && name != super::vendor::VENDOR_MAPPINGS_FILE
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
     /// The attachment whose state file `entry` is, if it is one.
     fn attachment_of(&self, entry: &fs::DirEntry) -> Option<(String, String)> {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -153,6 +209,35 @@ mod tests {
         store.remove(&s).unwrap();
         store.remove(&s).unwrap();
         assert_eq!(store.load("c1", "net1").unwrap(), None);
+    }
+
+    #[test]
+    fn an_existing_dir_is_opened_as_it_is_and_a_missing_one_is_not_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        assert!(StateStore::open_existing(&dir).unwrap().is_none());
+        assert!(!dir.exists(), "nothing created");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let store = StateStore::open_existing(&dir).unwrap().unwrap();
+        assert_eq!(mode(&dir), 0o755, "not made private");
+        assert!(!dir.join("locks").exists(), "no locks dir");
+        fs::write(dir.join(".tmp-1-00ff"), b"").unwrap();
+        fs::write(dir.join(".probe-x"), b"").unwrap();
+        fs::write(dir.join(".spare-0"), b"").unwrap();
+        let names: Vec<String> = store
+            .temporary_files()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, [".probe-x", ".tmp-1-00ff"]);
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        assert_eq!(
+            StateStore::open_existing(&file).err().unwrap().code() as u32,
+            5
+        );
     }
 
     #[test]
@@ -231,5 +316,11 @@ mod tests {
         fs::write(store.path_of("c4", "net1"), b"{\"schema\": 1, \"contai").unwrap();
         let expected = [("c-1".to_owned(), "net-1".to_owned())];
         assert_eq!(store.attachments().unwrap(), expected);
+        fs::write(_tmp.path().join(super::super::VENDOR_MAPPINGS_FILE), b"{}").unwrap();
+        assert_eq!(
+            store.unreadable_state_files().unwrap(),
+            ["c3-net1.json", "c4-net1.json"],
+            "the hidden file and the vendor's are not state files"
+        );
     }
 }
