@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # -*- bats -*-
 #
-# The admin commands a person runs on a node: --version, list [--json],
-# restore <PCI | interface name | container id> [--force].
+# The admin commands a person runs on a node: --version, --help, list [--json],
+# restore <PCI | interface name | container id> [--force] (doctor has
+# 870-doctor.bats).
 # They run inside the test's host namespace (its fake PCI tree and links), with
 # no CNI_COMMAND in the environment, exactly as an admin would run them.
 
@@ -176,7 +177,11 @@ strand_nic() {
     expect_restored "$PCI" "restored $NIC"
     assert_no_link host dev3
 
-    expect_restored "$PCI" "nothing to restore"
+    # nothing matches any more: exit 2 (not 1, a failure), stderr says so, nothing changes
+    run_admin restore "$PCI" --state-dir "$STATE_DIR"
+    [[ $status -eq 2 ]] || die "a restore that matched nothing exited $status, expected 2"
+    [[ -z $output && $stderr == *"nothing to restore"*"$PCI"* ]] || die "stdout: $output; stderr: $stderr"
+    assert_nic_restored
 
     # and the runtime's late DEL changes nothing
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$CONF"
@@ -236,11 +241,12 @@ strand_nic() {
     [[ -e $(state_file "other${TID}" net1) ]] || die "the other attachment lost its state"
 }
 
-@test "restore of something nobody tracks: exit 0, says so, changes nothing" {
+@test "restore of something nobody tracks: exit 2, says so on stderr, changes nothing" {
     add_rich_nic
     run_admin restore 0000:99:00.0 --state-dir "$STATE_DIR"
-    assert_admin_ok
-    [[ $output == *"nothing to restore"*"0000:99:00.0"* ]] || die "$output"
+    [[ $status -eq 2 ]] || die "restore of an untracked NIC exited $status, expected 2"
+    [[ -z $output ]] || die "stdout not empty: $output"
+    [[ $stderr == *"nothing to restore"*"0000:99:00.0"* ]] || die "$stderr"
     assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
     [[ -e $(state_file "$CID" net1) ]] || die "state removed"
 }
@@ -272,6 +278,10 @@ strand_nic() {
     run_admin --help
     assert_admin_ok
     [[ $output == *usage:* ]] || die "--help does not print the usage on stdout: $output"
+    local cmd
+    for cmd in doctor list restore --version --help; do
+        grep -q "^  amd-host-device $cmd" <<<"$output" || die "--help does not list $cmd: $output"
+    done
 }
 
 @test "with CNI_COMMAND set, arguments are ignored and the binary is a CNI plugin" {

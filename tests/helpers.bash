@@ -220,11 +220,13 @@ make_nic() {
     fi
 }
 
-# add_fake_pci <pci-addr> <ifname>: <pci>/net/<ifname>/ plus a driver symlink.
+# add_fake_pci <pci-addr> <ifname>: <pci>/net/<ifname>/ plus a driver symlink and
+# the class of an Ethernet controller (0x020000), as sysfs shows a NIC.
 add_fake_pci() {
     local pci=$1 ifname=$2
     mkdir -p "$WORKDIR/pci/$pci/net/$ifname"
     [[ -e $WORKDIR/pci/$pci/driver ]] || ln -s "$WORKDIR/drivers/fakenic" "$WORKDIR/pci/$pci/driver"
+    [[ -e $WORKDIR/pci/$pci/class ]] || echo 0x020000 >"$WORKDIR/pci/$pci/class"
 }
 
 # add_route <dst> <gw> <dev> (in the host ns)
