@@ -227,8 +227,8 @@ normalised_nad() {
             die "container $name mounts the CNI bin dir read-only"
     done < <(jq -c '.spec.template.spec | (.initContainers // [])[], .containers[]' <<<"$ds")
 
-    # the init container installs, the long-running one watches
-    assert_json '[.spec.template.spec.initContainers[].args[0]] | join(",")' install "$ds"
+    # the init containers install, then check the node; the long-running one watches
+    assert_json '[.spec.template.spec.initContainers[].args[0]] | join(",")' install,doctor "$ds"
     assert_json '[.spec.template.spec.containers[].args[0]] | join(",")' sleep "$ds"
     # the default install.sh uses without CNI_BIN_DIR is the same mount point
     grep -qxF 'CNI_BIN_DIR=${CNI_BIN_DIR:-/host/opt/cni/bin}' "$DEPLOY/install.sh" ||
@@ -253,6 +253,49 @@ normalised_nad() {
     jq -e '.spec.template.spec.volumes[] | select(.hostPath.path == "/opt/cni/bin") |
            .hostPath.type == "Directory" or .hostPath.type == "DirectoryOrCreate"' <<<"$ds" >/dev/null ||
         die "the /opt/cni/bin hostPath has no directory type"
+}
+
+@test "the doctor init container checks the node after the install, seeing it as the plugin does" {
+    find_python_yaml
+    local ds doctor policy path mount
+    ds=$(daemonset)
+    doctor=$(jq -c '.spec.template.spec.initContainers[] | select(.name == "doctor")' <<<"$ds")
+    [[ -n $doctor ]] || die "no doctor init container"
+    assert_json '.spec.template.spec.initContainers | map(.name) | index("doctor") > index("install")' true "$ds"
+    assert_json '.args | join(" ")' doctor "$doctor"
+    # the host's links, routes and pods' netns
+    assert_json '.spec.template.spec.hostNetwork' true "$ds"
+    assert_json '.spec.template.spec.hostPID' true "$ds"
+    jq -e '.securityContext.capabilities.add | index("SYS_ADMIN")' <<<"$doctor" >/dev/null ||
+        die "doctor cannot enter a pod's netns without SYS_ADMIN: $(jq -c .securityContext <<<"$doctor")"
+
+    # mount_of <path>: the host path mounted at <path> in the doctor container (the same, or nothing)
+    mount_of() {
+        local vol
+        vol=$(jq -r --arg p "$1" '[.volumeMounts[] | select(.mountPath == $p)][0].name // empty' <<<"$doctor")
+        [[ -n $vol ]] || return 0
+        jq -r --arg v "$vol" '.spec.template.spec.volumes[] | select(.name == $v) | .hostPath.path' <<<"$ds"
+    }
+    # the node's paths at their own paths: the policy file, the plugins, the policy's
+    # stateDir (under its mounted parent, read-write), kubelet's checkpoint, the netns
+    policy=$(yaml_docs "$DEPLOY/daemonset.yaml" | jq -r '.[] | select(.kind == "ConfigMap") | .data["node.json"]')
+    for path in /etc/amd-host-device /opt/cni/bin /var/lib/kubelet/device-plugins /run/netns /var/run/netns; do
+        mount=$(mount_of "$path")
+        [[ $mount == "$path" || ($path == /var/run/netns && $mount == /run/netns) ]] ||
+            die "doctor does not see the node's $path at $path (mounted: ${mount:-nothing})"
+    done
+    path=$(jq -r '.stateDir' <<<"$policy")
+    [[ $(mount_of "$(dirname "$path")") == "$(dirname "$path")" ]] ||
+        die "doctor does not see the parent of the policy's stateDir $path"
+    jq -e --arg p "$(dirname "$path")" '[.volumeMounts[] | select(.mountPath == $p)][0].readOnly != true' \
+        <<<"$doctor" >/dev/null || die "the state dir's parent is read-only: doctor would report it unwritable"
+    [[ $(jq -r '.kubeletCheckpoint // "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"' <<<"$policy") == \
+        /var/lib/kubelet/device-plugins/* ]] || die "the policy's checkpoint is not under the mounted device-plugins dir"
+    # read-only where doctor only reads
+    for path in /etc/amd-host-device /var/lib/kubelet/device-plugins /run/netns; do
+        jq -e --arg p "$path" '[.volumeMounts[] | select(.mountPath == $p)][0].readOnly == true' <<<"$doctor" >/dev/null ||
+            die "doctor mounts $path writable"
+    done
 }
 
 ###########################################################################
@@ -406,6 +449,19 @@ assert_installed() {
     run_install install
     [[ $status -eq 1 && $stderr == *"does not run"* ]] || die "a broken binary was accepted: $status $stderr"
     [[ -z $(find "$TMP/bin" -name '.amd-host-device.tmp.*') ]] || die "temporary files left"
+}
+
+@test "install.sh doctor: runs the installed binary's doctor with the CNI bin dir as CNI_PATH, and exits as it does" {
+    fake_binary
+    run_install doctor
+    [[ $status -eq 1 && $stderr == *"is not installed"* ]] || die "doctor before install: $status $stderr"
+    mkdir -p "$TMP/bin"
+    printf '#!/bin/sh\necho "ran: $*"\nexit ${DOCTOR_EXIT:-0}\n' >"$TMP/bin/amd-host-device"
+    chmod 0755 "$TMP/bin/amd-host-device"
+    run_install doctor
+    [[ $status -eq 0 && $output == "ran: doctor --cni-path $TMP/bin" ]] || die "$status $output $stderr"
+    run_install doctor DOCTOR_EXIT=1
+    [[ $status -eq 1 ]] || die "a FAILing doctor did not fail the container: $status"
 }
 
 @test "install.sh sleep: reinstalls the binary when it disappears, exits 0 on TERM" {

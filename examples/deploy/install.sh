@@ -7,6 +7,9 @@
 #                        reference host-device plugin is there, exit
 #   install.sh sleep     keep the DaemonSet pod running; every $CHECK_INTERVAL
 #                        seconds, reinstall the plugin if it disappeared from the node
+#   install.sh doctor    run the installed plugin's `doctor` (the read-only node check)
+#                        with $CNI_BIN_DIR as the runtime's CNI_PATH; its exit status
+#                        (1: a check FAILed) is this script's
 #
 # Environment:
 #   CNI_BIN_DIR          the node's CNI bin directory as mounted in the container
@@ -43,7 +46,7 @@ fail() {
 }
 
 usage() {
-    echo "usage: $0 install|sleep" >&2
+    echo "usage: $0 install|sleep|doctor" >&2
     exit 2
 }
 
@@ -128,6 +131,11 @@ sleep)
         sleeper=$!
         wait "$sleeper" || true
     done
+    ;;
+doctor)
+    # The binary just installed, not the image's: the node's own copy is what CNI calls run.
+    [ -x "$DEST" ] || fail "$DEST is not installed (run install first)"
+    exec "$DEST" doctor --cni-path "$CNI_BIN_DIR"
     ;;
 *)
     usage
