@@ -126,7 +126,7 @@ attach_nic() {
     assert_check ok "attachment $CID/net1" "pod testns/pod-$CID, network net-$TID: $NIC (PCI $PCI) in pod netns $POD_NETNS as $NIC"
     assert_check ok "kubelet checkpoint" "$KUBELET_CHECKPOINT: 1 allocated network functions" "amd.com/nic (2 devices)"
     assert_check ok "allocation $PCI" "allocated to pod uid-$CID: in its pod (netns $POD_NETNS as $NIC), as attachment $CID/net1 says"
-    assert_check ok "nic $PCI" "held by attachment $CID/net1" "offered to pods as amd.com/nic"
+    assert_check ok "nic $PCI" "held by attachment $CID/net1, in pod netns $POD_NETNS as $NIC" "offered to pods as amd.com/nic"
     assert_check ok "nic 0000:5e:00.2" "f${TID} (driver fakenic, up): ADD would accept it; offered to pods as amd.com/nic"
     assert_check ok rdma "no RDMA subsystem"
     assert_check ok log-file "$LOG_FILE: a regular file, writable"
@@ -230,7 +230,7 @@ $(diff <(echo "$before") <(snapshot))"
     kill_pod_netns
     run_doctor
     assert_exit 0
-    assert_check warn "attachment $CID/net1" "stale, its pod's netns $POD_NETNS is gone; the NIC is host as dev3" \
+    assert_check warn "attachment $CID/net1" "stale, its pod's netns $POD_NETNS is gone; the NIC is on the host as dev3" \
         "; fix: amd-host-device restore $CID"
     local fix
     fix=$(line_of "attachment $CID/net1" | sed 's/.*; fix: amd-host-device //')

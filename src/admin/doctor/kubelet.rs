@@ -10,7 +10,7 @@ use crate::host::device::Sysfs;
 use crate::node::kubelet::Checkpoint;
 
 use super::report::Report;
-use super::state::Seen;
+use super::state::{where_is, Seen};
 
 const NAME: &str = "kubelet checkpoint";
 
@@ -137,7 +137,10 @@ fn check_allocation(report: &mut Report, pci: &PciAddress, pods: &[String], seen
         ),
         elsewhere => report.warn(
             name,
-            format!("{to}: attachment {attachment} says it is in that pod, but it is {elsewhere}"),
+            format!(
+                "{to}: attachment {attachment} says it is in that pod, but it is {}",
+                where_is(elsewhere)
+            ),
             "see the attachment's line above",
         ),
     }

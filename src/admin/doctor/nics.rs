@@ -16,7 +16,7 @@ use crate::node::policy::NodePolicy;
 use crate::verbs::admission::{ensure_not_stacked, ensure_not_the_uplink};
 
 use super::report::{Report, Status};
-use super::state::Seen;
+use super::state::{where_is, Seen};
 
 /// Whether kubelet's device plugin gives a function to pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ fn verdict(
                 "{} (driver {}): held by {by}, {}{offer}",
                 or_dash(&s.state.host.name),
                 driver.as_deref().unwrap_or("none"),
-                s.location
+                where_is(&s.location)
             ),
             None,
         );

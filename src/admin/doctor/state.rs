@@ -26,6 +26,18 @@ const LOW_BYTES: u64 = 1024 * 1024;
 const FULL_INODES: u64 = 8;
 const LOW_INODES: u64 = 100;
 
+/// Where a NIC is, as a sentence part: `on the host as dev3`.
+pub(super) fn where_is(location: &Location) -> String {
+    match location {
+        Location::Pod { netns, ifname } => format!("in pod netns {netns} as {ifname}"),
+        Location::Host { ifname } => format!("on the host as {ifname}"),
+        Location::Unknown => {
+            "neither in a pod nor on the host (a virtual NIC dies with its netns)".into()
+        }
+        Location::NotOnHost => "not on the host (in a pod the vendor's record names not)".into(),
+    }
+}
+
 /// An attachment this node knows of and where its NIC is now.
 pub(super) struct Seen {
     pub(super) state: AttachmentState,
@@ -389,7 +401,10 @@ fn verdict(
         ),
         (false, location) => (
             Status::Warn,
-            format!("{what}: stale, its pod's netns {netns} is gone; the NIC is {location}"),
+            format!(
+                "{what}: stale, its pod's netns {netns} is gone; the NIC is {}",
+                where_is(location)
+            ),
             restore,
         ),
     }

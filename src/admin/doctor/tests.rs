@@ -266,7 +266,7 @@ fn a_whole_node_gets_a_verdict_per_check_and_nothing_changes() {
     assert!(
         stale
             .detail
-            .contains("stale, its pod's netns gone is gone; the NIC is host as n4"),
+            .contains("stale, its pod's netns gone is gone; the NIC is on the host as n4"),
         "{}",
         stale.detail
     );
