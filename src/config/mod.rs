@@ -1,5 +1,7 @@
 //! The network configuration on stdin: parsed, validated and given defaults once, under
 //! the node policy (a key that touches the node is the policy's to decide, see `policy`).
+//! May import `node` (the policy it is parsed under), `host`, `error`, `cni` and the
+//! leaves; the verbs and the admin commands import it.
 
 use std::path::PathBuf;
 
