@@ -35,8 +35,8 @@ mod vendor;
 pub use claims::Claim;
 pub use locks::Lock;
 pub use record::{device_key, name_key, pci_key, AttachmentState, PodRef, SCHEMA_VERSION};
-pub use store::StateStore;
-pub use vendor::{VendorEntry, VENDOR_MAPPINGS_FILE};
+pub use store::{StateStore, VENDOR_MAPPINGS_FILE};
+pub use vendor::VendorEntry;
 
 use crate::error::Error;
 

@@ -4,6 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The vendor plugin's file name in the state directory (it shares ours when a node
+/// switched plugins): never one of our attachments, read by `vendor`.
+pub const VENDOR_MAPPINGS_FILE: &str = "ip-interface-mappings.json";
+
 use super::fs::{
     ensure_private_dir, inode_of, io_error, read_no_follow, remove_if_present, sync_dir,
     write_atomically,
@@ -148,9 +152,7 @@ impl StateStore {
             .filter(|entry| self.attachment_of(entry).is_none())
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .filter(|name| {
-                name.ends_with(".json")
-                    && !name.starts_with('.')
-                    && name != super::vendor::VENDOR_MAPPINGS_FILE
+                name.ends_with(".json") && !name.starts_with('.') && name != VENDOR_MAPPINGS_FILE
             })
             .collect();
         found.sort();

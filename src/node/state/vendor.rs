@@ -13,12 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fs::{read_no_follow, remove_if_present, write_atomically};
-use super::store::StateStore;
+use super::store::{StateStore, VENDOR_MAPPINGS_FILE};
 use super::{Error, Result};
 use crate::device_id::PciAddress;
-
-/// The vendor plugin's file name in the state directory.
-pub const VENDOR_MAPPINGS_FILE: &str = "ip-interface-mappings.json";
 
 /// One NIC the vendor plugin attached.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
