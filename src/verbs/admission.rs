@@ -47,8 +47,12 @@ pub fn ensure_not_the_hosts_own(
         ))
         .into());
     }
+    if conf.allow_enslaved_device {
+        // Allowed whatever sits on it: no need to read its sysfs directory.
+        return Ok(());
+    }
     let uppers = kernel.sysfs().uppers_of(&nic.name);
-    if (nic.master.is_none() && uppers.is_empty()) || conf.allow_enslaved_device {
+    if nic.master.is_none() && uppers.is_empty() {
         return Ok(());
     }
     let mut uses = Vec::new();
