@@ -24,13 +24,49 @@
 # it enters each world's namespaces itself (setns), times every plugin run from
 # spawn to wait4 (stdout read through a pipe like a runtime does, monotonic
 # clock), so harness overhead stays outside the timed section and is the same for
-# both sides; it interleaves the series, computes the statistics and writes the
-# report.
+# both sides; it pins itself to one CPU and every plugin run to another (no
+# migrations mid-run), interleaves the series, computes the statistics and writes
+# the report. Every cycle also times one durable write (1 KiB temp file, fsync,
+# rename, directory fsync) for the floor: two process starts + that write.
 #
-# Usage: scripts/bench.sh [-n N] [--target TRIPLE]
-#        (root; on Debian it installs what is missing)
-# Env:   N=50            cycles per series (after WARMUP untimed ones); -n N
-#        WARMUP=3        untimed cycles per series first
+# Usage:
+#   scripts/bench.sh [-n N]              the full report (the 9 series above)
+#   scripts/bench.sh --aa                A/A: the binary against a copy of itself
+#   scripts/bench.sh --against REV|BIN   the baseline REV (any git revision, built
+#                                        in a temporary worktree with the same
+#                                        flags) or the binary BIN, against this
+#                                        checkout's build
+#   common: [--target TRIPLE] [--pin auto|off|CPU] [--rounds R] [--per-round K]
+#   (root; on Debian it installs what is missing)
+#
+# The two comparisons (--aa, --against) run only the clean host with the stub
+# delegate: R rounds of K cycles, each cycle the stub alone, A->stub and B->stub
+# (ABBA order), VERSION twice with each and one durable write, after WARMUP
+# unrecorded cycles. They report B - A per ADD+DEL cycle as the mean of the rounds'
+# differences of medians with its 95 % interval (Student t; bootstrap as a check),
+# in µs and in % of A's own cost, and the floor of each. A is the baseline (or the
+# binary), B this checkout's build (or the copy).
+#
+# The final measurement, on a quiet machine (nothing else running: check `uptime`):
+#   sudo scripts/bench.sh --aa               # A/A: passes when the interval printed
+#                                            # for B - A lies inside ±2 %
+#   sudo scripts/bench.sh --against f6da2a7  # this checkout against f6da2a7
+#   sudo scripts/bench.sh                    # the full report
+# How long (measured on this 2-core VM while other builds loaded it, load average
+# 5-6): a comparison cycle takes ~35 ms, so the default 10 + 60 x 24 cycles take
+# about a minute; --against builds a revision once (~1.5 min, LTO), later runs
+# against it reuse the binary; building this checkout adds ~2 min when it is not
+# built yet; the full report takes ~30 s at N=12, most of it setting up the scaled
+# host. The interval narrows as 1/sqrt(R): four times the ROUNDS halve it.
+#
+# Env:   N=50            cycles per series of the full report (after WARMUP); -n N
+#        WARMUP          untimed cycles first (3 for the full report, 10 for a
+#                        comparison)
+#        ROUNDS=60, PER_ROUND  rounds, and cycles per round (24 for a comparison,
+#                        best a multiple of 4; 10 for the own-cost interval of the
+#                        full report)
+#        PIN=auto        auto: plugins on the last allowed CPU, this program on the
+#                        first; off; or the plugins' CPU number
 #        BENCH_TARGET    same as --target: build and benchmark
 #                        target/TRIPLE/release/amd-host-device (default
 #                        x86_64-unknown-linux-musl, the deployable build, adding
@@ -39,9 +75,9 @@
 #                        (cargo is still needed for the benchmark program)
 #        CNI_PLUGIN_DIR  reference plugins (default /usr/lib/cni)
 #        NO_APT=1        never call apt-get
-# Takes well under a minute for N=50 (plus the release builds).
-# Output: a markdown table on stdout and in target/bench/results.md; the raw
-#         per-cycle figures in target/bench/raw/. Progress goes to stderr.
+# Output: a markdown report on stdout and in target/bench/results.md (full) or
+#         target/bench/compare.md (comparisons); the raw per-cycle figures in
+#         target/bench/raw/. Progress goes to stderr.
 # The benchmark reports; it does not fail when a target is missed.
 set -euo pipefail
 
@@ -49,7 +85,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
 N=${N:-50}
-WARMUP=${WARMUP:-3}
+WARMUP=${WARMUP:-}
+ROUNDS=${ROUNDS:-60}
+PER_ROUND=${PER_ROUND:-}
+PIN=${PIN:-auto}
+MODE=full
+AGAINST=
 TARGET=${BENCH_TARGET:-}
 CNI_DIR=${CNI_PLUGIN_DIR:-/usr/lib/cni}
 OUT=$REPO/target/bench
@@ -85,15 +126,49 @@ while [[ $# -gt 0 ]]; do
         TARGET=${1#--target=}
         shift
         ;;
+    --aa)
+        MODE=aa
+        shift
+        ;;
+    --against)
+        [[ $# -ge 2 ]] || die "--against needs a git revision or a binary"
+        MODE=against
+        AGAINST=$2
+        shift 2
+        ;;
+    --against=*)
+        MODE=against
+        AGAINST=${1#--against=}
+        shift
+        ;;
+    --pin | --rounds | --per-round)
+        [[ $# -ge 2 ]] || die "$1 needs a value"
+        case $1 in
+        --pin) PIN=$2 ;;
+        --rounds) ROUNDS=$2 ;;
+        --per-round) PER_ROUND=$2 ;;
+        esac
+        shift 2
+        ;;
     -h | --help)
         usage
         exit 0
         ;;
-    *) die "unknown argument '$1' (usage: scripts/bench.sh [-n N] [--target TRIPLE])" ;;
+    *) die "unknown argument '$1' (see scripts/bench.sh --help)" ;;
     esac
 done
+if [[ $MODE == full ]]; then
+    WARMUP=${WARMUP:-3}
+    PER_ROUND=${PER_ROUND:-10}
+else
+    WARMUP=${WARMUP:-10}
+    PER_ROUND=${PER_ROUND:-24}
+fi
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a non-negative integer, got '$WARMUP'"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ && $ROUNDS -ge 2 ]] || die "ROUNDS must be an integer of at least 2, got '$ROUNDS'"
+[[ $PER_ROUND =~ ^[1-9][0-9]*$ ]] || die "PER_ROUND must be a positive integer, got '$PER_ROUND'"
+[[ $PIN == auto || $PIN == off || $PIN =~ ^[0-9]+$ ]] || die "PIN must be auto, off or a CPU number, got '$PIN'"
 
 [[ $(id -u) -eq 0 ]] ||
     die "must run as root: it creates network and mount namespaces, veth pairs and mounts sysfs (try: sudo $0)"
@@ -123,32 +198,98 @@ if ! command -v cargo >/dev/null && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; th
 fi
 command -v cargo >/dev/null || die "needs cargo (rustup) to build the benchmark program (scripts/bench)"
 
+# The deployable build is the static musl one (README, Install): measure that one
+# unless told otherwise (a baseline is built the same way).
+if [[ -z ${TARGET:-} ]] && command -v rustup >/dev/null; then
+    if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        say "adding the rustup target x86_64-unknown-linux-musl (the deployable build)"
+        rustup target add x86_64-unknown-linux-musl >&2 || say "warning: could not add it; measuring the host build"
+    fi
+    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+        TARGET=x86_64-unknown-linux-musl
+    fi
+fi
+TARGET_ARGS=()
+[[ -n ${TARGET:-} ]] && TARGET_ARGS=(--target "$TARGET")
+
+# build_plugin DIR: `cargo build --release [--target T]` of the plugin in DIR (with
+# CARGO_TARGET_DIR as set by the caller); prints the binary's path.
+build_plugin() {
+    local dir=$1 target_dir
+    say "cargo build --release ${TARGET_ARGS[*]} (in $dir)"
+    (cd "$dir" && cargo build --release "${TARGET_ARGS[@]}" >&2) || die "cargo build failed in $dir"
+    target_dir=${CARGO_TARGET_DIR:-$dir/target}
+    echo "$target_dir/${TARGET:+$TARGET/}release/amd-host-device"
+}
+
 if [[ -n ${AMD_HOST_DEVICE_BIN:-} ]]; then
     BIN=$AMD_HOST_DEVICE_BIN
 else
-    # The deployable build is the static musl one (README, Install): measure that one
-    # unless told otherwise.
-    if [[ -z ${TARGET:-} ]] && command -v rustup >/dev/null; then
-        if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-            say "adding the rustup target x86_64-unknown-linux-musl (the deployable build)"
-            rustup target add x86_64-unknown-linux-musl >&2 || say "warning: could not add it; measuring the host build"
-        fi
-        if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-            TARGET=x86_64-unknown-linux-musl
-        fi
-    fi
-    if [[ -n ${TARGET:-} ]]; then
-        say "cargo build --release --target $TARGET"
-        cargo build --release --target "$TARGET" >&2
-        BIN=$REPO/target/$TARGET/release/amd-host-device
-    else
-        say "cargo build --release"
-        cargo build --release >&2
-        BIN=$REPO/target/release/amd-host-device
-    fi
+    BIN=$(build_plugin "$REPO")
 fi
 [[ -x $BIN ]] || die "plugin binary not found or not executable: $BIN"
 BIN=$(readlink -f "$BIN")
+
+# The comparisons' A side. --aa: the binary itself (B is too: both are copied below).
+# --against: a binary as given, or a git revision built in a throwaway worktree with
+# the same flags; the builds share target/bench/baseline/target, so a second run
+# against the same revision only copies.
+BASE_SRC=
+remove_baseline_worktree() {
+    if [[ -n $BASE_SRC && -d $BASE_SRC ]]; then
+        git -C "$REPO" worktree remove --force "$BASE_SRC" >/dev/null 2>&1 || rm -rf "$BASE_SRC"
+        git -C "$REPO" worktree prune >/dev/null 2>&1 || true
+    fi
+}
+case $MODE in
+aa)
+    BASE_BIN=$BIN
+    LABEL_A="this checkout's build"
+    LABEL_B="A/A: a second copy of the same binary"
+    ;;
+against)
+    if [[ -f $AGAINST && -x $AGAINST ]]; then
+        BASE_BIN=$(readlink -f "$AGAINST")
+        LABEL_A="baseline binary"
+    else
+        command -v git >/dev/null || die "--against $AGAINST: not a binary, and no git to build it as a revision"
+        sha=$(git -C "$REPO" rev-parse --verify --quiet "$AGAINST^{commit}") ||
+            die "--against $AGAINST: neither an executable file nor a git revision"
+        BASE_BIN=$OUT/baseline/$sha/amd-host-device
+        if [[ ! -x $BASE_BIN ]]; then
+            # Outside the repository: under it, cargo would take the checkout for a
+            # member of this workspace.
+            BASE_SRC=$(mktemp -d "${TMPDIR:-/tmp}/amd-host-device-baseline.XXXXXX")/src
+            trap 'remove_baseline_worktree; rmdir "${BASE_SRC%/src}" 2>/dev/null' EXIT
+            say "git worktree add --detach $BASE_SRC $sha"
+            git -C "$REPO" worktree add --detach "$BASE_SRC" "$sha" >&2 || die "cannot check out $AGAINST"
+            built=$(CARGO_TARGET_DIR=$OUT/baseline/target build_plugin "$BASE_SRC")
+            mkdir -p "$OUT/baseline/$sha"
+            cp "$built" "$BASE_BIN"
+            remove_baseline_worktree
+            rmdir "${BASE_SRC%/src}" 2>/dev/null || true
+            trap - EXIT
+        fi
+        short=$(git -C "$REPO" rev-parse --short "$sha")
+        if [[ $sha == "$AGAINST"* ]]; then LABEL_A="baseline $short"; else LABEL_A="baseline $AGAINST = $short"; fi
+    fi
+    LABEL_B="this checkout"
+    ;;
+esac
+if [[ $MODE != full ]]; then
+    # Both sides run from fresh copies made the same way, at paths of the same length:
+    # a linker's output and a copied file can sit differently in the page cache, and
+    # the comparison must see only the difference of their bytes. For A/A, A and B are
+    # two copies of one binary.
+    mkdir -p "$OUT/bins/a" "$OUT/bins/b"
+    rm -f "$OUT/bins/a/amd-host-device" "$OUT/bins/b/amd-host-device"
+    cp "$BASE_BIN" "$OUT/bins/a/amd-host-device"
+    cp "$BIN" "$OUT/bins/b/amd-host-device"
+    LABEL_A="$LABEL_A, from ${BASE_BIN#"$REPO"/}"
+    LABEL_B="$LABEL_B, from ${BIN#"$REPO"/}"
+    BASE_BIN=$OUT/bins/a/amd-host-device
+    BIN=$OUT/bins/b/amd-host-device
+fi
 
 # The benchmark program runs here, so it is built for the host.
 say "cargo build --release -p amd-host-device-bench"
@@ -257,58 +398,70 @@ make_nic() {
     fi
 }
 
-say "building the namespaces (N=$N, warm-up $WARMUP)"
 # E2E_BARE: reference host-device; E2E_AMD: amd-host-device with the real delegate;
 # OWN_CLEAN / OWN_BIG: amd-host-device with the stub delegate, BIG with 500 extra
 # interfaces and 1,000 unrelated attachments; OWN_STATES (diagnostic): only the
-# 1,000 attachments. All are built the same way.
-WORLDS=(e2e_bare e2e_amd own_clean own_big own_states)
+# 1,000 attachments. All are built the same way. A comparison needs only OWN_CLEAN.
+if [[ $MODE == full ]]; then
+    say "building the namespaces (N=$N, warm-up $WARMUP)"
+    WORLDS=(e2e_bare e2e_amd own_clean own_big own_states)
+else
+    say "building the namespace (comparison: $ROUNDS rounds of $PER_ROUND cycles, warm-up $WARMUP)"
+    WORLDS=(own_clean)
+fi
+has_world() { [[ -n ${HOST[$1]:-} ]]; }
 for w in "${WORLDS[@]}"; do
     make_world "$w"
 done
-make_nic "${HOST[e2e_bare]}" "$WORK/e2e_bare"
+if has_world e2e_bare; then make_nic "${HOST[e2e_bare]}" "$WORK/e2e_bare"; fi
 for w in e2e_amd own_clean own_big own_states; do
-    make_nic "${HOST[$w]}" "$WORK/$w" "$PCI"
+    if has_world "$w"; then make_nic "${HOST[$w]}" "$WORK/$w" "$PCI"; fi
 done
 
-# 500 extra interfaces in own_big: 250 veth pairs, each end UP with an IPv4
-# address, the A end also with an IPv6 address and a static route, and a fake
-# PCI entry (with driver) for each. Anything that dumps all links, addresses or
-# routes instead of asking for nic0's shows up in the scale ratio.
-say "scale world: 500 extra interfaces"
-{
-    for ((k = 0; k < 250; k++)); do
-        echo "link add sx${k}a type veth peer name sx${k}b"
-        echo "link set sx${k}a up"
-        echo "link set sx${k}b up"
-        echo "address add 172.20.$k.1/24 dev sx${k}a"
-        echo "address add 172.21.$k.1/24 dev sx${k}b"
-        echo "address add 2001:db8:100:$k::1/64 dev sx${k}a nodad"
-        echo "route add 172.22.$k.0/24 via 172.20.$k.2 dev sx${k}a"
+if [[ $MODE == full ]]; then
+    # 500 extra interfaces in own_big: 250 veth pairs, each end UP with an IPv4
+    # address, the A end also with an IPv6 address and a static route, and a fake
+    # PCI entry (with driver) for each. Anything that dumps all links, addresses or
+    # routes instead of asking for nic0's shows up in the scale ratio.
+    say "scale world: 500 extra interfaces"
+    {
+        for ((k = 0; k < 250; k++)); do
+            echo "link add sx${k}a type veth peer name sx${k}b"
+            echo "link set sx${k}a up"
+            echo "link set sx${k}b up"
+            echo "address add 172.20.$k.1/24 dev sx${k}a"
+            echo "address add 172.21.$k.1/24 dev sx${k}b"
+            echo "address add 2001:db8:100:$k::1/64 dev sx${k}a nodad"
+            echo "route add 172.22.$k.0/24 via 172.20.$k.2 dev sx${k}a"
+        done
+    } >"$WORK/scale.batch"
+    in_host "${HOST[own_big]}" ip -batch "$WORK/scale.batch" || die "cannot create the 500 extra interfaces"
+    extra_links=$(in_host "${HOST[own_big]}" ip -o link show | grep -c ': sx[0-9]*[ab]@')
+    [[ $extra_links -eq 500 ]] || die "expected 500 extra interfaces, found $extra_links"
+    extra_pci=()
+    extra_pci_dirs=()
+    for ((j = 0; j < 500; j++)); do
+        printf -v 'extra_pci[j]' '0000:%02x:%02x.%x' $((0x60 + j / 256)) $(((j % 256) / 8)) $((j % 8))
+        if ((j % 2 == 0)); then ifn=sx$((j / 2))a; else ifn=sx$((j / 2))b; fi
+        extra_pci_dirs+=("$WORK/own_big/pci/${extra_pci[j]}/net/$ifn")
     done
-} >"$WORK/scale.batch"
-in_host "${HOST[own_big]}" ip -batch "$WORK/scale.batch" || die "cannot create the 500 extra interfaces"
-extra_links=$(in_host "${HOST[own_big]}" ip -o link show | grep -c ': sx[0-9]*[ab]@')
-[[ $extra_links -eq 500 ]] || die "expected 500 extra interfaces, found $extra_links"
-extra_pci=()
-extra_pci_dirs=()
-for ((j = 0; j < 500; j++)); do
-    printf -v 'extra_pci[j]' '0000:%02x:%02x.%x' $((0x60 + j / 256)) $(((j % 256) / 8)) $((j % 8))
-    if ((j % 2 == 0)); then ifn=sx$((j / 2))a; else ifn=sx$((j / 2))b; fi
-    extra_pci_dirs+=("$WORK/own_big/pci/${extra_pci[j]}/net/$ifn")
-done
-mkdir -p "${extra_pci_dirs[@]}"
-for ((j = 0; j < 500; j++)); do
-    ln -s "$WORK/own_big/drivers/fakenic" "$WORK/own_big/pci/${extra_pci[j]}/driver"
-done
+    mkdir -p "${extra_pci_dirs[@]}"
+    for ((j = 0; j < 500; j++)); do
+        ln -s "$WORK/own_big/drivers/fakenic" "$WORK/own_big/pci/${extra_pci[j]}/driver"
+    done
+fi
 
 ###########################################################################
 # configs (the benchmark program reads $WORK/<world>/config.json)
 ###########################################################################
 
-jq -cn --arg dev "$NIC" --arg v4 "$NIC_V4" --arg v6 "$NIC_V6" \
-    '{cniVersion: "0.3.1", name: "bench", type: "host-device", device: $dev,
-      ipam: {type: "static", addresses: [{address: $v4}, {address: $v6}]}}' >"$WORK/e2e_bare/config.json"
+if has_world e2e_bare; then
+    jq -cn --arg dev "$NIC" --arg v4 "$NIC_V4" --arg v6 "$NIC_V6" \
+        '{cniVersion: "0.3.1", name: "bench", type: "host-device", device: $dev,
+          ipam: {type: "static", addresses: [{address: $v4}, {address: $v6}]}}' >"$WORK/e2e_bare/config.json"
+    # The bare world's plugins ignore it; the program sets it for every world alike.
+    jq -n '{}' >"$WORK/e2e_bare/node.json"
+fi
 amd_config() {
     jq -cn --arg pci "$PCI" --arg state "$1" \
         '{cniVersion: "0.3.1", name: "bench", type: "amd-host-device", deviceID: $pci,
@@ -318,11 +471,10 @@ amd_config() {
 # at); the config names it too, to the same value, so builds that predate the node policy
 # can be measured the same way.
 for w in e2e_amd own_clean own_big own_states; do
+    has_world "$w" || continue
     amd_config "$WORK/$w/state" >"$WORK/$w/config.json"
     jq -n --arg state "$WORK/$w/state" '{stateDir: $state}' >"$WORK/$w/node.json"
 done
-# The bare world's plugins ignore it; the program sets it for every world alike.
-jq -n '{}' >"$WORK/e2e_bare/node.json"
 
 # CNI_ARGS as Multus passes them (also multus_args in scripts/bench/src/bench.rs).
 multus_args() {
@@ -423,9 +575,11 @@ populate_states() {
     fi
     say "  $w state dir: $n_states state files, $n_claims claims, $n_locks lock files"
 }
-say "scale worlds: 1,000 unrelated state files"
-populate_states own_big
-populate_states own_states
+if [[ $MODE == full ]]; then
+    say "scale worlds: 1,000 unrelated state files"
+    populate_states own_big
+    populate_states own_states
+fi
 
 ###########################################################################
 # the measurement, the statistics and the report: scripts/bench
@@ -435,15 +589,22 @@ world_args=()
 for w in "${WORLDS[@]}"; do
     world_args+=(--world "$w:${HOST[$w]}:${POD[$w]}")
 done
+mode_args=(--cycles "$N")
+REPORT_FILE=results.md
+if [[ $MODE != full ]]; then
+    mode_args=(--baseline "$BASE_BIN" --rounds "$ROUNDS" --label-a "$LABEL_A" --label-b "$LABEL_B")
+    REPORT_FILE=compare.md
+fi
 t_start=$SECONDS
 "$HARNESS" --plugin "$BIN" --cni-dir "$(readlink -f "$CNI_DIR")" --stub-dir "$STUB_DIR" \
     --work "$WORK" --out "$OUT" --repo "$REPO" \
     --nic "$NIC" --addr "$NIC_V4" --addr "$NIC_V6" \
-    --cycles "$N" --warmup "$WARMUP" "${world_args[@]}" >"$WORK/report.md" ||
+    --warmup "$WARMUP" --per-round "$PER_ROUND" --pin "$PIN" \
+    "${mode_args[@]}" "${world_args[@]}" >"$WORK/report.md" ||
     die "the measurement failed (scripts/bench); the worlds are being torn down"
 if [[ -s $PLUGIN_ERR ]]; then
     say "the plugins wrote to stderr (first lines):"
     head -n 5 "$PLUGIN_ERR" >&2
 fi
-say "done in $SECONDS s (measurement $((SECONDS - t_start)) s); report in target/bench/results.md"
+say "done in $SECONDS s (measurement $((SECONDS - t_start)) s); report in target/bench/$REPORT_FILE"
 cat "$WORK/report.md"

@@ -142,8 +142,12 @@ impl NodePolicy {
             ))
         })?;
         trusted_file(&meta).map_err(unusable)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
+        // Sized from the fstat above: `File::read_to_string` would make its own fstat and
+        // lseek for the same size hint, on every ADD and DEL.
+        let mut text = String::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+        file.by_ref()
+            .take(u64::MAX)
+            .read_to_string(&mut text)
             .map_err(|e| unusable(format!("cannot read it: {}", io_error_in_words(&e))))?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| unusable(format!("not valid JSON: {e}")))?;

@@ -40,6 +40,10 @@ pub fn ensure_not_the_hosts_own(
 ) -> Result<()> {
     let conf = &ctx.conf;
     ensure_not_the_uplink(nic, conf.allow_default_route_device)?;
+    if conf.allow_enslaved_device {
+        // Allowed whatever sits on it: no need to read its sysfs directory.
+        return Ok(());
+    }
     // Read only once the uplink guard has passed: most NICs stop at neither.
     let uppers = kernel.sysfs().uppers_of(&nic.name);
     ensure_not_stacked(nic, &uppers, conf.allow_enslaved_device)

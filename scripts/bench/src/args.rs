@@ -2,11 +2,19 @@
 
 use std::path::PathBuf;
 
+use crate::pin::PinRequest;
 use crate::Result;
 
 pub const USAGE: &str = "usage: amd-host-device-bench --plugin BIN --cni-dir DIR --stub-dir DIR \
 --work DIR --out DIR --repo DIR --nic NAME --addr CIDR... --world NAME:HOST-PID:POD-PID... \
-[--cycles N] [--warmup N]";
+[--cycles N] [--warmup N] [--per-round K] [--pin auto|off|CPU] \
+[--baseline BIN [--rounds R] [--label-a TEXT] [--label-b TEXT]]";
+
+/// Cycles per round when the command line does not say: in the full report (N = 50 gives
+/// five rounds) and in a comparison (a multiple of 4, so that every round holds each
+/// of the ABBA orders equally often).
+pub const FULL_PER_ROUND: usize = 10;
+pub const COMPARE_PER_ROUND: usize = 24;
 
 /// One world as bench.sh built it: the pids of its namespace holders.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +42,16 @@ pub struct Args {
     pub worlds: Vec<WorldSpec>,
     pub cycles: usize,
     pub warmup: usize,
+    /// Consecutive cycles per round of the interval estimates.
+    pub per_round: Option<usize>,
+    pub pin: PinRequest,
+    /// Compare `plugin` (B, the candidate) with this binary (A) instead of the full report.
+    pub baseline: Option<PathBuf>,
+    /// Rounds of a comparison.
+    pub rounds: usize,
+    /// How the comparison's report names A and B.
+    pub label_a: String,
+    pub label_b: String,
 }
 
 impl Args {
@@ -50,6 +68,12 @@ impl Args {
             worlds: Vec::new(),
             cycles: 50,
             warmup: 3,
+            per_round: None,
+            pin: PinRequest::Auto,
+            baseline: None,
+            rounds: 40,
+            label_a: "baseline".into(),
+            label_b: "candidate".into(),
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -75,6 +99,16 @@ impl Args {
             "--world" => self.worlds.push(world(&value)?),
             "--cycles" => self.cycles = count(flag, &value)?,
             "--warmup" => self.warmup = count(flag, &value)?,
+            "--per-round" => self.per_round = Some(count(flag, &value)?),
+            "--pin" => {
+                self.pin = PinRequest::parse(&value).ok_or_else(|| {
+                    format!("--pin needs auto, off or a CPU number, got '{value}'")
+                })?
+            }
+            "--baseline" => self.baseline = Some(value.into()),
+            "--rounds" => self.rounds = count(flag, &value)?,
+            "--label-a" => self.label_a = value,
+            "--label-b" => self.label_b = value,
             _ => return Err(format!("unknown argument {flag} ({USAGE})")),
         }
         Ok(())
@@ -103,7 +137,30 @@ impl Args {
         if self.cycles == 0 {
             return Err("--cycles must be at least 1".into());
         }
+        if self.per_round == Some(0) {
+            return Err("--per-round must be at least 1".into());
+        }
+        if let Some(b) = &self.baseline {
+            if !b.is_absolute() {
+                return Err(format!(
+                    "--baseline needs an absolute path, got '{}'",
+                    b.display()
+                ));
+            }
+            if self.rounds < 2 {
+                return Err("--rounds must be at least 2 (an interval needs two)".into());
+            }
+        }
         Ok(())
+    }
+
+    /// Consecutive cycles per round.
+    pub fn cycles_per_round(&self) -> usize {
+        self.per_round.unwrap_or(if self.baseline.is_some() {
+            COMPARE_PER_ROUND
+        } else {
+            FULL_PER_ROUND
+        })
     }
 }
 
@@ -163,6 +220,30 @@ mod tests {
     fn defaults_to_50_cycles_after_3() {
         let a = parse(BASE).unwrap();
         assert_eq!((a.cycles, a.warmup), (50, 3));
+    }
+
+    #[test]
+    fn a_baseline_makes_a_comparison_of_rounds() {
+        let a = parse(&format!(
+            "{BASE} --world own_clean:1:2 --baseline /old --rounds 30 --per-round 20 \
+             --pin 0 --label-a f6da2a7 --label-b HEAD"
+        ))
+        .unwrap();
+        assert_eq!(a.baseline, Some(PathBuf::from("/old")));
+        assert_eq!((a.rounds, a.cycles_per_round()), (30, 20));
+        assert_eq!(a.pin, PinRequest::PluginCpu(0));
+        assert_eq!(
+            (a.label_a.as_str(), a.label_b.as_str()),
+            ("f6da2a7", "HEAD")
+        );
+        let d = parse(&format!("{BASE} --baseline /old")).unwrap();
+        assert_eq!((d.rounds, d.cycles_per_round()), (40, COMPARE_PER_ROUND));
+        assert_eq!(d.pin, PinRequest::Auto);
+        assert_eq!(parse(BASE).unwrap().cycles_per_round(), FULL_PER_ROUND);
+        assert!(parse(&format!("{BASE} --baseline old")).is_err());
+        assert!(parse(&format!("{BASE} --baseline /old --rounds 1")).is_err());
+        assert!(parse(&format!("{BASE} --per-round 0")).is_err());
+        assert!(parse(&format!("{BASE} --pin sometimes")).is_err());
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! The measurement in the worlds bench.sh built: the interleaved cycles and the checks
-//! between them, the scale diagnostic's route dumps, and the peak RSS runs.
+//! between them, the floor's durable writes, the scale diagnostic's route dumps, the
+//! peak RSS runs, and the rounds of a comparison of two binaries.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::args::Args;
+use crate::compare::{self, Side, Step};
+use crate::floor::DurableWrite;
 use crate::host::{self, Nic};
 use crate::meta::load_average;
 use crate::ns::{Namespaces, World};
+use crate::pin::{self, Pinning};
 use crate::plugin::{self, Invocation, Run};
 use crate::report::{PeakRss, RouteDumps};
 use crate::schedule::{cycle_order, cycles, Series, StubHost};
@@ -18,10 +22,12 @@ use crate::{say, Context, Result};
 
 /// The PATH a runtime gives a plugin (bench.sh's RUNTIME_PATH).
 const RUNTIME_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// The worlds bench.sh builds (see `Series::world`).
+/// The worlds bench.sh builds for the full report (see `Series::world`).
 const WORLDS: [&str; 5] = ["e2e_bare", "e2e_amd", "own_clean", "own_big", "own_states"];
 /// The worlds where amd-host-device keeps state.
 const STATE_WORLDS: [&str; 4] = ["e2e_amd", "own_clean", "own_big", "own_states"];
+/// The one world a comparison needs: the clean host with the stub delegate.
+const COMPARE_WORLD: &str = "own_clean";
 /// The pod-side interface name amd-host-device is asked for.
 const POD_IFNAME: &str = "net1";
 const RSS_RUNS: u32 = 5;
@@ -32,6 +38,18 @@ const LOG_TAIL: usize = 20;
 /// The series' recorded cycles, and how the run went.
 pub struct Measurement {
     pub samples: BTreeMap<Series, Vec<Sample>>,
+    /// One durable write per recorded cycle, µs (the floor).
+    pub writes_us: Vec<u64>,
+    pub seconds: u64,
+    pub load_before: String,
+    pub load_after: String,
+}
+
+/// A comparison's recorded cycles, and how the run went.
+pub struct ComparisonRun {
+    pub samples: BTreeMap<Step, Vec<Sample>>,
+    /// Per recorded cycle: whether A ran before B.
+    pub a_first: Vec<bool>,
     pub seconds: u64,
     pub load_before: String,
     pub load_after: String,
@@ -42,13 +60,16 @@ pub struct Bench {
     nic: Nic,
     worlds: BTreeMap<String, World>,
     home: Namespaces,
+    pinning: Option<Pinning>,
+    floor: DurableWrite,
     /// The plugins' stderr (`<work>/plugin-stderr.log`, shared with bench.sh).
     log: File,
     log_path: PathBuf,
 }
 
 impl Bench {
-    /// Opens every world's namespaces and the plugins' stderr log.
+    /// Opens every world's namespaces and the plugins' stderr log, and pins this
+    /// process to its CPU.
     pub fn open(args: Args) -> Result<Bench> {
         let mut worlds = BTreeMap::new();
         for w in &args.worlds {
@@ -56,9 +77,21 @@ impl Bench {
                 World::open(w.host_pid, w.pod_pid).context(|| format!("world {}", w.name))?;
             worlds.insert(w.name.clone(), world);
         }
-        if let Some(missing) = WORLDS.iter().find(|w| !worlds.contains_key(**w)) {
+        if let Some(missing) = required_worlds(&args)
+            .iter()
+            .find(|w| !worlds.contains_key(**w))
+        {
             return Err(format!("no --world {missing}:HOST-PID:POD-PID"));
         }
+        let allowed = pin::allowed_cpus().context(|| "sched_getaffinity".to_string())?;
+        let pinning = pin::choose(args.pin, &allowed)?;
+        if let Some(p) = pinning {
+            pin::apply(&pin::single_cpu_set(p.harness_cpu))
+                .context(|| format!("pinning this program to CPU {}", p.harness_cpu))?;
+        }
+        let floor_dir = args.work.join("floor");
+        let floor =
+            DurableWrite::new(floor_dir.clone()).context(|| floor_dir.display().to_string())?;
         let log_path = args.work.join("plugin-stderr.log");
         let log = File::options()
             .create(true)
@@ -72,31 +105,36 @@ impl Bench {
             },
             home: Namespaces::own().context(|| "own namespaces".to_string())?,
             worlds,
+            pinning,
+            floor,
             log,
             log_path,
             args,
         })
     }
 
-    /// The plugin answers VERSION, and every world's NIC is as set up.
+    /// How the plugins and this program are pinned (for the report).
+    pub fn pinning(&self) -> Option<Pinning> {
+        self.pinning
+    }
+
+    /// The plugin (and the baseline) answer VERSION, and every world's NIC is as set up.
     pub fn check_setup(&self) -> Result<()> {
-        let inv = Invocation {
-            plugin: self.args.plugin.clone(),
-            config: self.config("e2e_amd"),
-            env: Vec::new(),
-        };
-        let run = inv
-            .run("VERSION", &self.log)
-            .context(|| self.args.plugin.display().to_string())?;
-        ok(&run)
-            .and_then(|()| plugin::check_version_result(&run.stdout))
-            .map_err(|e| {
-                format!(
-                    "{} does not answer VERSION: {e}",
-                    self.args.plugin.display()
-                )
-            })?;
-        for w in WORLDS {
+        for plugin in std::iter::once(&self.args.plugin).chain(&self.args.baseline) {
+            let inv = Invocation {
+                plugin: plugin.clone(),
+                config: self.config(COMPARE_WORLD),
+                env: Vec::new(),
+                cpu: None,
+            };
+            let run = inv
+                .run("VERSION", &self.log)
+                .context(|| plugin.display().to_string())?;
+            ok(&run)
+                .and_then(|()| plugin::check_version_result(&run.stdout))
+                .map_err(|e| format!("{} does not answer VERSION: {e}", plugin.display()))?;
+        }
+        for w in required_worlds(&self.args) {
             self.enter(w)?;
             self.nic.check().map_err(|e| format!("{w}: {e}"))?;
         }
@@ -110,6 +148,7 @@ impl Bench {
         let n_series = Series::ALL.len();
         say(&format!("measuring: {warmup} warm-up + {n} timed cycles of each of {n_series} series, interleaved"));
         let mut samples: BTreeMap<Series, Vec<Sample>> = BTreeMap::new();
+        let mut writes_us = Vec::with_capacity(n);
         let load_before = load_average();
         let start = Instant::now();
         for (i, recorded) in cycles(warmup, n) {
@@ -120,6 +159,10 @@ impl Bench {
                     samples.entry(series).or_default().push(sample);
                 }
             }
+            let write = self.durable_write(i)?;
+            if recorded {
+                writes_us.push(micros(write));
+            }
             if i % 10 == 0 || i == total {
                 say(&format!(
                     "  cycle {i}/{total} ({} s)",
@@ -129,6 +172,7 @@ impl Bench {
         }
         Ok(Measurement {
             samples,
+            writes_us,
             seconds: start.elapsed().as_secs_f64().round() as u64,
             load_before,
             load_after: load_average(),
@@ -137,11 +181,23 @@ impl Bench {
 
     /// One timed cycle of `series` in its world, checked, and what follows it there.
     fn cycle(&self, series: Series, cid: &str) -> Result<Sample> {
-        let name = series.name();
         let inv = self.invocation(series, cid);
         self.enter(series.world())?;
+        let sample = self.timed_cycle(series.name(), &inv, series.commands(), cid)?;
+        self.after_cycle(series)?;
+        Ok(sample)
+    }
+
+    /// `inv` run for `commands` (ADD+DEL or VERSION twice), timed, its output checked.
+    fn timed_cycle(
+        &self,
+        name: &str,
+        inv: &Invocation,
+        commands: [&'static str; 2],
+        cid: &str,
+    ) -> Result<Sample> {
         let runs = inv
-            .cycle(series.commands(), &self.log)
+            .cycle(commands, &self.log)
             .context(|| format!("{name}: {}", inv.plugin.display()))?;
         let failures: Vec<String> = runs.iter().filter_map(Run::failure).collect();
         if !failures.is_empty() {
@@ -151,13 +207,99 @@ impl Bench {
                 failures.join("; ")
             ));
         }
-        let checked = match series {
-            Series::Version => plugin::check_version_result(&runs[0].stdout),
+        let checked = match commands[0] {
+            "VERSION" => plugin::check_version_result(&runs[0].stdout),
             _ => plugin::check_add_result(&runs[0].stdout),
         };
         checked.map_err(|e| format!("{name}: {e}"))?;
-        self.after_cycle(series)?;
         Ok(plugin::sample(&runs))
+    }
+
+    /// One durable write of the floor, in the file system of the state dirs.
+    fn durable_write(&self, k: usize) -> Result<Duration> {
+        self.floor.time(k).context(|| {
+            format!(
+                "durable write in {}",
+                self.args.work.join("floor").display()
+            )
+        })
+    }
+
+    /// A comparison: `rounds` × `per_round` cycles of [`compare::cycle_order`] after the
+    /// warm-up, all in the clean host.
+    pub fn measure_comparison(&self, baseline: &Path) -> Result<ComparisonRun> {
+        let (warmup, per_round, rounds) = (
+            self.args.warmup,
+            self.args.cycles_per_round(),
+            self.args.rounds,
+        );
+        let n = rounds * per_round;
+        let total = warmup + n;
+        say(&format!(
+            "comparing: {warmup} warm-up + {rounds} rounds of {per_round} cycles, each cycle the stub, A, B, \
+             VERSION with A and B, one durable write"
+        ));
+        let mut samples: BTreeMap<Step, Vec<Sample>> = BTreeMap::new();
+        let mut a_first = Vec::with_capacity(n);
+        let load_before = load_average();
+        let start = Instant::now();
+        self.enter(COMPARE_WORLD)?;
+        for (i, recorded) in cycles(warmup, n) {
+            for step in compare::cycle_order(i) {
+                let sample = self.comparison_step(step, baseline, i)?;
+                if recorded {
+                    samples.entry(step).or_default().push(sample);
+                }
+            }
+            if recorded {
+                a_first.push(compare::a_first(i));
+            }
+            if i % 50 == 0 || i == total {
+                say(&format!(
+                    "  cycle {i}/{total} ({} s)",
+                    start.elapsed().as_secs()
+                ));
+            }
+        }
+        Ok(ComparisonRun {
+            samples,
+            a_first,
+            seconds: start.elapsed().as_secs_f64().round() as u64,
+            load_before,
+            load_after: load_average(),
+        })
+    }
+
+    /// One step of comparison cycle `i`, checked (the NIC after an ADD+DEL of A or B).
+    fn comparison_step(&self, step: Step, baseline: &Path, i: usize) -> Result<Sample> {
+        let a = &self.args;
+        let plugin_of = |side: Side| match side {
+            Side::A => baseline.to_path_buf(),
+            Side::B => a.plugin.clone(),
+        };
+        let cid = format!("cmp{i:05}{}", step.name());
+        let (plugin, commands) = match step {
+            Step::Write => {
+                let t = self.durable_write(i)?;
+                return Ok(Sample {
+                    add_us: micros(t),
+                    del_us: 0,
+                    add_rss_kib: 0,
+                    del_rss_kib: 0,
+                });
+            }
+            Step::Stub => (a.stub_dir.join("host-device"), ["ADD", "DEL"]),
+            Step::Own(side) => (plugin_of(side), ["ADD", "DEL"]),
+            Step::Version(side) => (plugin_of(side), ["VERSION", "VERSION"]),
+        };
+        let inv = self.invocation_of(plugin, &a.stub_dir, COMPARE_WORLD, &cid);
+        let sample = self.timed_cycle(step.name(), &inv, commands, &cid)?;
+        if let Step::Own(_) = step {
+            self.nic
+                .check()
+                .map_err(|e| format!("{}: not restored after DEL: {e}", step.name()))?;
+        }
+        Ok(sample)
     }
 
     /// Untimed, in the series' host after its cycle: the bare NIC gets its addresses
@@ -180,17 +322,35 @@ impl Bench {
     /// How a runtime would run `series`' plugin for container `cid`.
     fn invocation(&self, series: Series, cid: &str) -> Invocation {
         let a = &self.args;
-        let world = &self.worlds[series.world()];
-        let (plugin, cni_path, ifname) = match series {
-            Series::Bare => (
-                a.cni_dir.join("host-device"),
-                &a.cni_dir,
-                self.nic.name.as_str(),
-            ),
-            Series::Amd => (a.plugin.clone(), &a.cni_dir, POD_IFNAME),
-            Series::Stub(_) => (a.stub_dir.join("host-device"), &a.stub_dir, POD_IFNAME),
-            Series::Own(_) | Series::Version => (a.plugin.clone(), &a.stub_dir, POD_IFNAME),
+        let (plugin, cni_path) = match series {
+            Series::Bare => (a.cni_dir.join("host-device"), &a.cni_dir),
+            Series::Amd => (a.plugin.clone(), &a.cni_dir),
+            Series::Stub(_) => (a.stub_dir.join("host-device"), &a.stub_dir),
+            Series::Own(_) | Series::Version => (a.plugin.clone(), &a.stub_dir),
         };
+        let mut inv = self.invocation_of(plugin, cni_path, series.world(), cid);
+        if series == Series::Bare {
+            // The bare plugin is host-device itself, given the NIC's own name.
+            for (k, v) in &mut inv.env {
+                if k == "CNI_IFNAME" {
+                    v.clone_from(&self.nic.name);
+                }
+            }
+        }
+        inv
+    }
+
+    /// `plugin` run by a runtime in `world` for container `cid`, its delegates in
+    /// `cni_path`, pinned like every plugin run.
+    fn invocation_of(
+        &self,
+        plugin: PathBuf,
+        cni_path: &Path,
+        world_name: &str,
+        cid: &str,
+    ) -> Invocation {
+        let world = &self.worlds[world_name];
+        let ifname = POD_IFNAME;
         let env = [
             ("PATH", RUNTIME_PATH.to_string()),
             ("CNI_PATH", cni_path.display().to_string()),
@@ -203,7 +363,7 @@ impl Bench {
                 "AMD_HOST_DEVICE_NODE_POLICY",
                 self.args
                     .work
-                    .join(series.world())
+                    .join(world_name)
                     .join("node.json")
                     .display()
                     .to_string(),
@@ -211,8 +371,9 @@ impl Bench {
         ];
         Invocation {
             plugin,
-            config: self.config(series.world()),
+            config: self.config(world_name),
             env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            cpu: self.pinning.map(|p| p.plugin_cpu),
         }
     }
 
@@ -229,15 +390,20 @@ impl Bench {
 
     /// No state file of the benchmark's containers is left in any state dir.
     pub fn check_no_state_left(&self) -> Result<()> {
-        for w in STATE_WORLDS {
+        let worlds: &[&str] = if self.args.baseline.is_some() {
+            &[COMPARE_WORLD]
+        } else {
+            &STATE_WORLDS
+        };
+        for &w in worlds {
             let dir = self.args.work.join(w).join("state");
             let left = std::fs::read_dir(&dir)
                 .context(|| dir.display().to_string())?
                 .filter_map(|e| e.ok())
                 .filter(|e| {
-                    e.file_name()
-                        .to_str()
-                        .is_some_and(|n| n.starts_with("bench") && n.ends_with(".json"))
+                    e.file_name().to_str().is_some_and(|n| {
+                        (n.starts_with("bench") || n.starts_with("cmp")) && n.ends_with(".json")
+                    })
                 })
                 .count();
             if left > 0 {
@@ -314,6 +480,20 @@ fn ok(run: &Run) -> Result<()> {
     run.failure().map_or(Ok(()), Err)
 }
 
+/// The worlds this run needs: all five for the full report, the clean host for a
+/// comparison.
+fn required_worlds(args: &Args) -> &'static [&'static str] {
+    if args.baseline.is_some() {
+        &[COMPARE_WORLD]
+    } else {
+        &WORLDS
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// CNI_ARGS as Multus passes them for pod `pod-<cid>`.
 pub fn multus_args(cid: &str) -> String {
     format!(
@@ -340,5 +520,6 @@ mod tests {
         for s in Series::ALL {
             assert!(WORLDS.contains(&s.world()), "{s:?}");
         }
+        assert!(WORLDS.contains(&COMPARE_WORLD));
     }
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::pin;
 use crate::stats::Sample;
 
 /// Room reserved for a plugin's stdout before the clock starts (a CNI result is far
@@ -32,6 +33,8 @@ pub struct Invocation {
     pub plugin: PathBuf,
     pub config: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The CPU the plugin (and everything it starts) is pinned to, if any.
+    pub cpu: Option<usize>,
 }
 
 /// What one run of the plugin did.
@@ -100,9 +103,17 @@ impl Invocation {
             .stdin(File::open(&self.config)?)
             .stdout(Stdio::piped())
             .stderr(stderr.try_clone()?);
-        // SAFETY: the hook does nothing (so nothing that is unsafe between fork and
-        // exec); its presence makes std fork instead of posix_spawn (module doc).
-        unsafe { cmd.pre_exec(|| Ok(())) };
+        // The mask is built here, before the fork, so the child only makes the call.
+        let pin = self.cpu.map(pin::single_cpu_set);
+        // SAFETY: the hook makes at most one system call (sched_setaffinity, async-signal
+        // safe) on a mask built before the fork; its presence also makes std fork instead
+        // of posix_spawn (module doc).
+        unsafe {
+            cmd.pre_exec(move || match &pin {
+                Some(set) => pin::apply(set),
+                None => Ok(()),
+            })
+        };
         Ok(cmd)
     }
 }
@@ -185,6 +196,7 @@ mod tests {
             plugin: "/bin/sh".into(),
             config: "/dev/null".into(),
             env: vec![("SCRIPT".into(), script.into())],
+            cpu: None,
         }
     }
 
@@ -254,5 +266,25 @@ mod tests {
         );
         assert!(check_version_result(br#"{"supportedVersions":[]}"#).is_err());
         assert!(check_version_result(b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_pinned_run_may_run_only_on_its_cpu() {
+        let cpu = *pin::allowed_cpus().unwrap().last().unwrap();
+        let mut inv = sh("");
+        inv.plugin = "/bin/grep".into();
+        inv.config = "/proc/self/status".into();
+        inv.env = vec![("PATH".into(), "/bin:/usr/bin".into())];
+        inv.cpu = Some(cpu);
+        // grep opens /proc/self/status itself, so it shows the mask it runs under.
+        let mut cmd = inv.command("VERSION", &devnull()).unwrap();
+        cmd.args(["Cpus_allowed_list", "/proc/self/status"]);
+        let out = cmd.output().unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            line.split_whitespace().last(),
+            Some(cpu.to_string().as_str()),
+            "{line}"
+        );
     }
 }

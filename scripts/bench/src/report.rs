@@ -7,7 +7,9 @@ use std::fmt::Write;
 use crate::elf::ElfInfo;
 use crate::meta::Meta;
 use crate::schedule::{Series, StubHost};
-use crate::stats::{paired_median, Sample, Summary};
+use crate::stats::{
+    median, paired_median, round_differences, t_interval, Estimate, Sample, Summary,
+};
 
 /// The first table's figures (and the "Also" line's), from the per-series summaries.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,21 +30,52 @@ pub struct Headline {
     pub states_ratio: f64,
     /// Own cost on the scaled host / own cost on the clean host.
     pub own_ratio: f64,
+    /// The clean host's own cost per round of `per_round` cycles (median amd→stub −
+    /// median stub alone in the round): mean and 95 % interval over the rounds, ms;
+    /// `None` below two rounds.
+    pub own_cost_rounds: Option<Estimate>,
+    pub rounds: usize,
+    pub per_round: usize,
+    /// The floor, ms: median over cycles of VERSION + VERSION + that cycle's durable
+    /// write; and the medians of its two parts.
+    pub floor_ms: f64,
+    pub version_ms: f64,
+    pub write_ms: f64,
 }
 
 impl Headline {
-    /// `None` unless every series has a summary and samples.
+    /// `None` unless every series has a summary and samples, and there are writes.
     pub fn compute(
         sum: &BTreeMap<Series, Summary>,
         samples: &BTreeMap<Series, Vec<Sample>>,
+        writes_us: &[u64],
+        per_round: usize,
     ) -> Option<Headline> {
-        use Series::{Amd, Bare, Own, Stub};
+        use Series::{Amd, Bare, Own, Stub, Version};
         use StubHost::{Big, Clean, States};
         let med = |s: Series| sum.get(&s).map(|x| x.total.median);
         let p90 = |s: Series| sum.get(&s).map(|x| x.total.p90);
         let own_clean = med(Own(Clean))? - med(Stub(Clean))?;
         let own_big = med(Own(Big))? - med(Stub(Big))?;
+        let rounds = round_differences(
+            samples.get(&Stub(Clean))?,
+            samples.get(&Own(Clean))?,
+            per_round,
+        );
+        let floors: Vec<f64> = samples
+            .get(&Version)?
+            .iter()
+            .zip(writes_us)
+            .map(|(v, &w)| (v.total_us() + w) as f64)
+            .collect();
+        let writes: Vec<f64> = writes_us.iter().map(|&w| w as f64).collect();
         Some(Headline {
+            own_cost_rounds: t_interval(&rounds).map(|e| e.scaled(1e-3)),
+            rounds: rounds.len(),
+            per_round,
+            floor_ms: median(&floors)? / 1000.0,
+            version_ms: med(Version)? / 1000.0,
+            write_ms: median(&writes)? / 1000.0,
             e2e_ratio: med(Amd)? / med(Bare)?,
             e2e_ratio_p90: p90(Amd)? / p90(Bare)?,
             own_cost_ms: own_clean / 1000.0,
@@ -100,6 +133,8 @@ pub struct Binary {
 pub struct Report {
     pub meta: Meta,
     pub run: RunInfo,
+    /// Where the plugins and the measuring program ran.
+    pub pinning: String,
     pub summaries: BTreeMap<Series, Summary>,
     pub headline: Headline,
     pub rss: PeakRss,
@@ -132,9 +167,9 @@ impl Report {
         let _ = writeln!(
             out,
             "{} timed ADD+DEL cycles per series after {} untimed, all nine series interleaved cycle by cycle \
-             (order alternating) in {} s; each in its own throwaway host + pod netns on veth \"NICs\"; \
+             (order alternating) in {} s; each in its own throwaway host + pod netns on veth \"NICs\"; {}; \
              1-min load average {} before, {} after (this run itself adds ~1).\n",
-            r.cycles, r.warmup, r.seconds, r.load_before, r.load_after
+            r.cycles, r.warmup, r.seconds, self.pinning, r.load_before, r.load_after
         );
     }
 
@@ -246,6 +281,27 @@ impl Report {
             h.states_ratio,
             mib(self.rss.del_kib)
         );
+        let interval = match h.own_cost_rounds {
+            Some(e) => format!(
+                "mean {:.3} ms, 95 % interval {:.3}…{:.3} ms over {} rounds of {} cycles",
+                e.value, e.lo, e.hi, h.rounds, h.per_round
+            ),
+            None => format!(
+                "no interval ({} complete rounds of {} cycles; -n N for more)",
+                h.rounds, h.per_round
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "Floor: starting the plugin twice (VERSION + VERSION) {:.3} ms + one durable write of a 1 KiB \
+             state file (temp file written and fsync'd, renamed, directory fsync'd; timed in the measuring \
+             program, same file system) {:.3} ms = {:.3} ms (median of the per-cycle sums); own cost − floor \
+             = {:.2} ms. Own cost per round (median amd→stub − median stub alone in the round): {interval}.",
+            h.version_ms,
+            h.write_ms,
+            h.floor_ms,
+            h.own_cost_ms - h.floor_ms,
+        );
         let _ = writeln!(
             out,
             "Scale diagnostic: on the scaled host an amd→stub cycle takes {:.0} µs longer (median). iproute2 \
@@ -343,6 +399,9 @@ mod tests {
         }
     }
 
+    /// One durable write per cycle of `series_with`, µs.
+    const WRITES: [u64; 5] = [600, 590, 610, 600, 650];
+
     fn summaries(samples: &BTreeMap<Series, Vec<Sample>>) -> BTreeMap<Series, Summary> {
         samples
             .iter()
@@ -353,7 +412,7 @@ mod tests {
     #[test]
     fn headline_ratios_and_costs() {
         let samples = series_with(totals);
-        let h = Headline::compute(&summaries(&samples), &samples).unwrap();
+        let h = Headline::compute(&summaries(&samples), &samples, &WRITES, 2).unwrap();
         assert!((h.e2e_ratio - 1.05).abs() < 1e-9);
         assert!((h.own_cost_ms - 2.0).abs() < 1e-9);
         assert!((h.own_cost_paired_ms - 2.0).abs() < 1e-9);
@@ -362,13 +421,24 @@ mod tests {
         assert!((h.scale_growth_us - 600.0).abs() < 1e-9);
         assert!((h.states_ratio - 1.02).abs() < 1e-9);
         assert!((h.own_ratio - 1.3).abs() < 1e-9);
+        // Version 800 µs + writes 600 µs; rounds of 2 of the 5 cycles: two rounds, own
+        // cost 2000 µs in each.
+        assert!((h.floor_ms - 1.4).abs() < 1e-9);
+        assert!((h.version_ms - 0.8).abs() < 1e-9 && (h.write_ms - 0.6).abs() < 1e-9);
+        assert_eq!((h.rounds, h.per_round), (2, 2));
+        let e = h.own_cost_rounds.unwrap();
+        assert!((e.value - 2.0).abs() < 1e-9 && e.half_width().abs() < 1e-9);
+        // One round is no interval.
+        let one = Headline::compute(&summaries(&samples), &samples, &WRITES, 3).unwrap();
+        assert!(one.own_cost_rounds.is_none());
+        assert!(Headline::compute(&summaries(&samples), &samples, &[], 2).is_none());
     }
 
     #[test]
     fn headline_needs_every_series() {
         let mut samples = series_with(totals);
         samples.remove(&Series::Bare);
-        assert!(Headline::compute(&summaries(&samples), &samples).is_none());
+        assert!(Headline::compute(&summaries(&samples), &samples, &WRITES, 2).is_none());
     }
 
     #[test]
@@ -391,7 +461,8 @@ mod tests {
                 load_before: "0.10".into(),
                 load_after: "1.00".into(),
             },
-            headline: Headline::compute(&sum, &samples).unwrap(),
+            pinning: "plugins pinned to CPU 1, the measuring program to CPU 0".into(),
+            headline: Headline::compute(&sum, &samples, &WRITES, 2).unwrap(),
             summaries: sum,
             rss: PeakRss {
                 runs: 5,
@@ -427,6 +498,18 @@ mod tests {
             "| stub host-device alone | 5 | 1.000 | 1.000 | 1.000 | 1.000 | 0.502 | 0.498 | 2.00 |"
         ));
         assert!(text.contains("(+1510 µs)"));
+        assert!(
+            text.contains("; plugins pinned to CPU 1, the measuring program to CPU 0; 1-min load")
+        );
+        assert!(
+            text.contains("(VERSION + VERSION) 0.800 ms + one durable write of a 1 KiB state file")
+        );
+        assert!(
+            text.contains("= 1.400 ms (median of the per-cycle sums); own cost − floor = 0.60 ms.")
+        );
+        assert!(
+            text.contains("mean 2.000 ms, 95 % interval 2.000…2.000 ms over 2 rounds of 2 cycles.")
+        );
         assert_eq!(text.matches("\n| ").count(), 6 + 9 + 2);
     }
 }
