@@ -78,6 +78,13 @@ pub enum Error {
     Decode(String),
     /// A state file exists but does not parse (the spec's "failed to decode content", 6).
     CorruptState { path: PathBuf, reason: String },
+    /// A state file in a newer format than this binary reads (`found` > `supported`): it is
+    /// neither salvaged nor acted on, so its NIC stays where it is.
+    NewerState {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+    },
     /// The JSON parsed but its content is unusable, or not allowed on this node.
     InvalidConfig(String),
     /// The node policy file exists but cannot be trusted or read.
@@ -142,7 +149,9 @@ impl Error {
             Error::IncompatibleVersion(_) => ErrorCode::IncompatibleVersion,
             Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
             Error::InvalidEnvironment { .. } => ErrorCode::InvalidEnvironment,
-            Error::Decode(_) | Error::CorruptState { .. } => ErrorCode::Decode,
+            Error::Decode(_) | Error::CorruptState { .. } | Error::NewerState { .. } => {
+                ErrorCode::Decode
+            }
             Error::InvalidConfig(_) | Error::NodePolicy(_) => ErrorCode::InvalidConfig,
             Error::Io { .. } => ErrorCode::Io,
             Error::Busy(_) | Error::Incomplete(_) | Error::Kvp(KvpError::Busy(_)) => {
@@ -317,6 +326,17 @@ impl fmt::Display for Error {
             Error::CorruptState { path, reason } => {
                 write!(f, "state file {} is corrupt: {reason}", path.display())
             }
+            Error::NewerState {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "state file {} is in format {found}, newer than this amd-host-device reads \
+                 (formats up to {supported}): a newer version attached this NIC, and it is left \
+                 where it is; give it back with that version, or upgrade this node again",
+                path.display()
+            ),
             Error::Io { context, source } => {
                 write!(f, "{context}: {}", io_error_in_words(source))
             }

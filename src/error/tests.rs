@@ -88,6 +88,14 @@ fn every_variant() -> Vec<Case> {
             },
             6,
         ),
+        case(
+            Error::NewerState {
+                path: "/var/lib/cni/amd-host-device/c1-net1.json".into(),
+                found: 2,
+                supported: 1,
+            },
+            6,
+        ),
         case(Error::InvalidConfig("\"mtu\" must be a number".into()), 7),
         case(
             Error::NodePolicy("the node policy cannot be read".into()),
@@ -181,7 +189,7 @@ fn every_variant() -> Vec<Case> {
 /// How many kinds of error there are, and which one `e` is: an exhaustive match, so a
 /// new variant does not compile until it has a number here, and
 /// `every_variant_is_covered` fails until `every_variant` has one of it.
-const KINDS: usize = 24;
+const KINDS: usize = 25;
 fn kind_of(e: &Error) -> usize {
     match e {
         Error::IncompatibleVersion(_) => 0,
@@ -212,6 +220,7 @@ fn kind_of(e: &Error) -> usize {
             KvpError::NoEntry(_) => 22,
             KvpError::Busy(_) => 23,
         },
+        Error::NewerState { .. } => 24,
     }
 }
 

@@ -83,7 +83,7 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
 }
 
 /// The JSON value after the first `"key":` in `text`, if it is complete.
-fn salvage_value(text: &str, key: &str) -> Option<serde_json::Value> {
+pub(super) fn salvage_value(text: &str, key: &str) -> Option<serde_json::Value> {
     let needle = format!("\"{key}\"");
     let rest = &text[text.find(&needle)? + needle.len()..];
     let rest = rest.trim_start().strip_prefix(':')?;

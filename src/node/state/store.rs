@@ -12,7 +12,7 @@ use super::fs::{
     ensure_private_dir, inode_of, io_error, read_no_follow, remove_if_present, sync_dir,
     write_atomically,
 };
-use super::record::{state_file_name, AttachmentState, Ids};
+use super::record::{format_of, state_file_name, AttachmentState, Ids, SCHEMA_VERSION};
 use super::{Error, Result};
 
 pub struct StateStore {
@@ -78,13 +78,23 @@ impl StateStore {
         self.dir.join(state_file_name(container_id, ifname))
     }
 
-    /// The state of one attachment, `None` if there is none. A file that exists but does not
-    /// parse is [`Error::CorruptState`] (code 6), naming the file.
+    /// The state of one attachment, `None` if there is none. A file in a newer format than
+    /// this binary reads is [`Error::NewerState`], whole or damaged; one that exists but does
+    /// not parse is [`Error::CorruptState`]; both code 6, naming the file.
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<AttachmentState>> {
         let path = self.path_of(container_id, ifname);
         let Some(bytes) = read_no_follow(&path)? else {
             return Ok(None);
         };
+        // Before anything else reads it: what a newer format means is not ours to guess, and
+        // a salvage would act on that guess.
+        if let Some(found) = format_of(&bytes).filter(|f| *f > u64::from(SCHEMA_VERSION)) {
+            return Err(Error::NewerState {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
         let state: AttachmentState =
             serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
                 path,
@@ -277,6 +287,37 @@ mod tests {
         assert!(
             matches!(&err, Error::CorruptState { path, .. } if *path == store.path_of("c1", "net1")),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_by_name_and_version_whole_or_damaged() {
+        let (_tmp, store) = empty_store();
+        let path = store.path_of("c1", "net1");
+        let mut newer = sample_state("c1", "net1");
+        newer.schema = SCHEMA_VERSION + 1;
+        // As written: the format first, so that a cut file still tells it.
+        let whole = serde_json::to_vec(&newer).unwrap();
+        for bytes in [&whole[..], &whole[..whole.len() / 2]] {
+            fs::write(&path, bytes).unwrap();
+            let err = store.load("c1", "net1").unwrap_err();
+            assert!(
+                matches!(&err, Error::NewerState { path: p, found, .. }
+                    if *p == path && *found == u64::from(SCHEMA_VERSION + 1)),
+                "{err:?}"
+            );
+            assert_eq!(err.code() as u32, 6);
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&path.display().to_string())
+                    && msg.contains(&format!("format {}", SCHEMA_VERSION + 1)),
+                "{msg}"
+            );
+        }
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            &whole[..whole.len() / 2],
+            "left alone"
         );
     }
 
