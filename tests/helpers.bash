@@ -192,12 +192,13 @@ ns_exec() {
 #   A veth pair in the host ns: <name> is the "NIC", its peer <name>p stays in
 #   the host ns, UP. Addresses get added (IPv6 with nodad), the NIC is brought
 #   UP and a fake PCI entry <pci-addr>/net/<name> is created.
-#   Env knobs: NIC_MTU=1400 sets the MTU before UP; NIC_DOWN=1 leaves it DOWN.
+#   Env knobs: NIC_MTU=1400 sets the MTU before UP; NIC_DOWN=1 leaves it DOWN;
+#   NIC_MAC=02:... gives the NIC that MAC (else the kernel picks a random one).
 make_nic() {
     local name=$1 pci=$2
     shift 2
     (( ${#name} <= 13 )) || die "make_nic: name '$name' too long (peer name must fit 15 bytes)"
-    run_in_host_ns ip link add "$name" type veth peer name "${name}p" ||
+    run_in_host_ns ip link add "$name" ${NIC_MAC:+address "$NIC_MAC"} type veth peer name "${name}p" ||
         die "make_nic: cannot create veth $name"
     run_in_host_ns ip link set "${name}p" up
     if [[ -n ${NIC_MTU:-} ]]; then
