@@ -79,11 +79,13 @@ pub enum Error {
     /// A state file exists but does not parse (the spec's "failed to decode content", 6).
     CorruptState { path: PathBuf, reason: String },
     /// A state file in a newer format than this binary reads (`found` > `supported`): it is
-    /// neither salvaged nor acted on, so its NIC stays where it is.
+    /// neither salvaged nor acted on, so its NIC (`nic`, if the file still tells it the way
+    /// this binary's format does) stays where it is.
     NewerState {
         path: PathBuf,
         found: u64,
         supported: u32,
+        nic: Option<String>,
     },
     /// The JSON parsed but its content is unusable, or not allowed on this node.
     InvalidConfig(String),
@@ -330,12 +332,14 @@ impl fmt::Display for Error {
                 path,
                 found,
                 supported,
+                nic,
             } => write!(
                 f,
                 "state file {} is in format {found}, newer than this amd-host-device reads \
-                 (formats up to {supported}): a newer version attached this NIC, and it is left \
+                 (formats up to {supported}): a newer version attached {}, and it is left \
                  where it is; give it back with that version, or upgrade this node again",
-                path.display()
+                path.display(),
+                nic.as_deref().unwrap_or("its NIC"),
             ),
             Error::Io { context, source } => {
                 write!(f, "{context}: {}", io_error_in_words(source))

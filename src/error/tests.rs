@@ -88,11 +88,12 @@ fn every_variant() -> Vec<Case> {
             },
             6,
         ),
-        case(
+        about_nic(
             Error::NewerState {
                 path: "/var/lib/cni/amd-host-device/c1-net1.json".into(),
                 found: 2,
                 supported: 1,
+                nic: Some(NIC.into()),
             },
             6,
         ),

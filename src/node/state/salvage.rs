@@ -82,6 +82,13 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
     (host, lost)
 }
 
+/// The host name a state file names in this binary's format, whole or cut.
+pub(super) fn host_name_of(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let host_part = &text[text.find("\"host\"")?..];
+    salvage_string(host_part, "name")
+}
+
 /// The JSON value after the first `"key":` in `text`, if it is complete.
 pub(super) fn salvage_value(text: &str, key: &str) -> Option<serde_json::Value> {
     let needle = format!("\"{key}\"");

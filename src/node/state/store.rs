@@ -93,6 +93,7 @@ impl StateStore {
                 path,
                 found,
                 supported: SCHEMA_VERSION,
+                nic: super::salvage::host_name_of(&bytes),
             });
         }
         let state: AttachmentState =
@@ -298,7 +299,8 @@ mod tests {
         newer.schema = SCHEMA_VERSION + 1;
         // As written: the format first, so that a cut file still tells it.
         let whole = serde_json::to_vec(&newer).unwrap();
-        for bytes in [&whole[..], &whole[..whole.len() / 2]] {
+        let cut = &whole[..whole.len() / 2];
+        for bytes in [&whole[..], cut] {
             fs::write(&path, bytes).unwrap();
             let err = store.load("c1", "net1").unwrap_err();
             assert!(
@@ -313,12 +315,11 @@ mod tests {
                     && msg.contains(&format!("format {}", SCHEMA_VERSION + 1)),
                 "{msg}"
             );
+            if bytes.len() == whole.len() {
+                assert!(msg.contains("attached enp94s0f1"), "names the NIC: {msg}");
+            }
         }
-        assert_eq!(
-            fs::read(&path).unwrap(),
-            &whole[..whole.len() / 2],
-            "left alone"
-        );
+        assert_eq!(fs::read(&path).unwrap(), cut, "left alone");
     }
 
     #[test]
