@@ -17,8 +17,10 @@ use crate::node::policy::NodePolicy;
 
 #[cfg(test)]
 mod fuzz;
+mod refusals;
 mod wire;
 
+use refusals::Refusals;
 use wire::{decode, wrong_type};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -145,8 +147,26 @@ fn validate_network_name(name: &str) -> Result<()> {
 }
 
 impl NetConf {
-    /// Parses a full config (ADD/DEL/CHECK/GC) under the node's `policy`.
+    /// Parses a full config (ADD, CHECK, STATUS) under the node's `policy`: a value the
+    /// config may not choose is an error (code 7), before anything is done.
     pub fn parse(stdin: &[u8], policy: &NodePolicy) -> Result<NetConf> {
+        NetConf::parse_under(stdin, policy, &mut Refusals::Fatal)
+    }
+
+    /// Parses the config of a verb that gives NICs back (DEL, GC): a value the config may not
+    /// choose (the policy was tightened since ADD, or an earlier release accepted it) is
+    /// replaced by the node's, and the second value says what was ignored and why, for the
+    /// node's log. Anything else wrong with the config is still an error.
+    pub fn parse_for_give_back(
+        stdin: &[u8],
+        policy: &NodePolicy,
+    ) -> Result<(NetConf, Vec<String>)> {
+        let mut refusals = Refusals::Ignored(Vec::new());
+        let conf = NetConf::parse_under(stdin, policy, &mut refusals)?;
+        Ok((conf, refusals.into_notes()))
+    }
+
+    fn parse_under(stdin: &[u8], policy: &NodePolicy, refusals: &mut Refusals) -> Result<NetConf> {
         let raw = decode(stdin)?;
         let cni_version = parse_version(raw.cni_version.as_deref())?;
         let name = raw
@@ -164,7 +184,7 @@ impl NetConf {
             raw.hwaddr,
             raw.kernel_path,
         )?;
-        let ipam = match raw.ipam {
+        let mut ipam = match raw.ipam {
             None | Some(Value::Null) => None,
             Some(v) if v.is_object() && v.get("type").and_then(Value::as_str).is_some() => Some(v),
             Some(_) => {
@@ -173,18 +193,11 @@ impl NetConf {
                 ))
             }
         };
-        let delegate = raw
-            .delegate
-            .unwrap_or_else(|| policy.default_delegate().to_owned());
-        if !crate::node::policy::is_plugin_name(&delegate) {
-            return Err(Error::InvalidConfig(format!(
-                "\"delegate\" {delegate:?} must be a plugin name, not a path"
-            )));
+        let delegate = choose_delegate(raw.delegate, policy, refusals)?;
+        if let Some(ipam) = &mut ipam {
+            check_known_ipam(ipam, policy, refusals)?;
         }
-        policy.check_delegate(&delegate)?;
-        if let Some(ipam) = &ipam {
-            check_known_ipam(ipam, policy)?;
-        }
+        let device_info_file = check_device_info_file(raw.device_info_file, refusals)?;
         let address_source = parse_address_source(raw.address_source.as_deref())?;
         if ipam.is_some() && address_source != AddressSource::Interface {
             return Err(Error::InvalidConfig(
@@ -198,54 +211,88 @@ impl NetConf {
             name,
             selector,
             ipam,
-            pod_interface_name: policy.choose(
+            pod_interface_name: refusals.choose(
+                policy,
                 "podInterfaceName",
                 parse_pod_interface_name(raw.pod_interface_name.as_deref())?,
                 PodInterfaceName::Host,
             )?,
-            state_dir: policy.choose(
+            state_dir: refusals.choose(
+                policy,
                 "stateDir",
                 absolute_path("stateDir", raw.state_dir.as_deref())?,
                 policy.state_dir.clone(),
             )?,
             delegate,
-            log_file: policy.choose("logFile", nad_log_file.map(Some), policy.log_file.clone())?,
-            log_level: policy.choose(
+            log_file: refusals.choose(
+                policy,
+                "logFile",
+                nad_log_file.map(Some),
+                policy.log_file.clone(),
+            )?,
+            log_level: refusals.choose(
+                policy,
                 "logLevel",
                 parse_log_level(raw.log_level.as_deref())?,
                 policy.log_level,
             )?,
             allow_default_route_device: guard_override(
                 policy,
+                refusals,
                 "allowDefaultRouteDevice",
                 raw.allow_default_route_device,
                 policy.allow_default_route_device,
             )?,
             allow_enslaved_device: guard_override(
                 policy,
+                refusals,
                 "allowEnslavedDevice",
                 raw.allow_enslaved_device,
                 policy.allow_enslaved_device,
             )?,
             address_source,
-            kvp_pool_file: policy.choose(
+            kvp_pool_file: refusals.choose(
+                policy,
                 "kvpPoolFile",
                 absolute_path("kvpPoolFile", raw.kvp_pool_file.as_deref())?,
                 policy.kvp_pool_file.clone(),
             )?,
             kvp_prefix_length: parse_prefix_length(raw.kvp_prefix_length.as_ref())?,
             prev_result: raw.prev_result,
-            device_info_file: raw.device_info_file.map(PathBuf::from),
+            device_info_file,
             kubelet_checkpoint: policy.kubelet_checkpoint.clone(),
             allow_unverified_selection: policy.allow_unverified_selection,
             valid_attachments: raw.valid_attachments,
         })
     }
 }
+/// The delegate the config names, if the policy allows it, else the node's first. A name that
+/// is a path is never a delegate.
+fn choose_delegate(
+    from_nad: Option<String>,
+    policy: &NodePolicy,
+    refusals: &mut Refusals,
+) -> Result<String> {
+    let Some(delegate) = from_nad else {
+        return Ok(policy.default_delegate().to_owned());
+    };
+    if !crate::node::policy::is_plugin_name(&delegate) {
+        return Err(Error::InvalidConfig(format!(
+            "\"delegate\" {delegate:?} must be a plugin name, not a path"
+        )));
+    }
+    match policy.check_delegate(&delegate) {
+        Ok(()) => Ok(delegate),
+        Err(refused) => refusals
+            .refuse(refused)
+            .map(|()| policy.default_delegate().to_owned()),
+    }
+}
+
 /// The user's IPAM runs with the same privileges as we do; for the one we ship, the pool it
 /// would read is the policy's to allow, checked here rather than after host-device moved
-/// the NIC.
-fn check_known_ipam(ipam: &Value, policy: &NodePolicy) -> Result<()> {
+/// the NIC. An ignored refusal points the IPAM at the node's pool.
+fn check_known_ipam(ipam: &mut Value, policy: &NodePolicy, refusals: &mut Refusals) -> Result<()> {
     if ipam.get("type").and_then(Value::as_str) != Some("kvp-ipoib-ipam") {
         return Ok(());
     }
@@ -254,26 +301,50 @@ fn check_known_ipam(ipam: &Value, policy: &NodePolicy) -> Result<()> {
         Some(Value::String(p)) => absolute_path("ipam.poolFile", Some(p))?,
         Some(_) => return Err(wrong_type("ipam.poolFile", "a string")),
     };
-    policy
-        .choose_shown(
-            "kvpPoolFile",
-            "ipam.poolFile",
-            pool,
-            policy.kvp_pool_file.clone(),
-        )
-        .map(drop)
+    let chosen = refusals.choose_shown(
+        policy,
+        "kvpPoolFile",
+        "ipam.poolFile",
+        pool,
+        policy.kvp_pool_file.clone(),
+    )?;
+    ipam["poolFile"] = Value::String(chosen.to_string_lossy().into_owned());
+    Ok(())
+}
+
+/// `runtimeConfig.CNIDeviceInfoFile` only as a file directly in the device-info spec's
+/// directory: a NAD may not choose where ADD writes as root (an ignored one is dropped).
+fn check_device_info_file(
+    from_nad: Option<String>,
+    refusals: &mut Refusals,
+) -> Result<Option<PathBuf>> {
+    let Some(path) = from_nad.map(PathBuf::from) else {
+        return Ok(None);
+    };
+    if crate::node::device_info::is_allowed(&path) {
+        return Ok(Some(path));
+    }
+    refusals
+        .refuse(Error::InvalidConfig(format!(
+            "\"runtimeConfig.CNIDeviceInfoFile\" {:?} must be a file directly in {} (the \
+             device-info spec's directory)",
+            path.display().to_string(),
+            crate::node::device_info::DEVICE_INFO_DIR
+        )))
+        .map(|()| None)
 }
 
 /// A NAD may always keep a guard on; switching it off is the policy's call.
 fn guard_override(
     policy: &NodePolicy,
+    refusals: &mut Refusals,
     key: &str,
     from_nad: Option<bool>,
     node: bool,
 ) -> Result<bool> {
     match from_nad {
         Some(false) => Ok(false),
-        nad => policy.choose(key, nad, node),
+        nad => refusals.choose(policy, key, nad, node),
     }
 }
 

@@ -320,6 +320,98 @@ fn kvp_ipoib_ipams_pool_is_the_policys_too() {
 }
 
 #[test]
+fn a_device_info_file_outside_the_spec_directory_is_refused() {
+    let with_file = |file: &str| {
+        json!({"cniVersion": "1.0.0", "name": "n", "deviceID": "0000:01:00.0",
+               "capabilities": {"CNIDeviceInfoFile": true},
+               "runtimeConfig": {"CNIDeviceInfoFile": file}})
+    };
+    let inside = format!(
+        "{}/net1-abc.json",
+        crate::node::device_info::DEVICE_INFO_DIR
+    );
+    assert_eq!(
+        parse(with_file(&inside)).unwrap().device_info_file,
+        Some(PathBuf::from(&inside))
+    );
+    for bad in [
+        "/etc/cron.d/x".to_owned(),
+        format!("{}/../x.json", crate::node::device_info::DEVICE_INFO_DIR),
+        format!("{}/sub/x.json", crate::node::device_info::DEVICE_INFO_DIR),
+        "relative.json".to_owned(),
+    ] {
+        let e = parse(with_file(&bad)).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{bad}");
+        assert!(
+            e.to_string().contains("CNIDeviceInfoFile") && e.to_string().contains(&bad),
+            "{e}"
+        );
+    }
+}
+
+/// Parsed as DEL and GC parse: under the secure defaults, what was ignored.
+fn parse_for_give_back(v: Value) -> Result<(NetConf, Vec<String>)> {
+    NetConf::parse_for_give_back(v.to_string().as_bytes(), &NodePolicy::default())
+}
+
+#[test]
+fn a_give_back_uses_the_nodes_value_for_what_the_config_may_not_choose_and_says_so() {
+    let refused = json!({"cniVersion": "1.0.0", "name": "n", "deviceID": "0000:01:00.0",
+        "stateDir": "/srv/nad-state", "logFile": "/tmp/nad.log", "kvpPoolFile": "/etc/shadow",
+        "allowDefaultRouteDevice": true, "allowEnslavedDevice": true, "delegate": "bridge",
+        "ipam": {"type": "kvp-ipoib-ipam", "poolFile": "/etc/passwd"},
+        "runtimeConfig": {"CNIDeviceInfoFile": "/etc/cron.d/x"}});
+    assert_eq!(parse(refused.clone()).unwrap_err().code() as u32, 7);
+    let (c, notes) = parse_for_give_back(refused).unwrap();
+    let node = NodePolicy::default();
+    assert_eq!(c.state_dir, node.state_dir);
+    assert_eq!(c.log_file, node.log_file);
+    assert_eq!(c.kvp_pool_file, node.kvp_pool_file);
+    assert!(!c.allow_default_route_device && !c.allow_enslaved_device);
+    assert_eq!(c.delegate, "host-device");
+    assert_eq!(
+        c.ipam.unwrap()["poolFile"],
+        json!(node.kvp_pool_file.to_string_lossy()),
+        "the IPAM reads the node's pool"
+    );
+    assert_eq!(c.device_info_file, None);
+    for key in [
+        "\"stateDir\"",
+        "\"logFile\"",
+        "\"kvpPoolFile\"",
+        "\"allowDefaultRouteDevice\"",
+        "\"allowEnslavedDevice\"",
+        "\"delegate\" \"bridge\"",
+        "\"ipam.poolFile\"",
+        "\"runtimeConfig.CNIDeviceInfoFile\" \"/etc/cron.d/x\"",
+    ] {
+        assert_eq!(
+            notes.iter().filter(|n| n.contains(key)).count(),
+            1,
+            "{key}: {notes:?}"
+        );
+    }
+    assert_eq!(notes.len(), 8, "{notes:?}");
+
+    // What the config may choose passes as it is, with nothing to say.
+    let (c, notes) = parse_for_give_back(json!({"cniVersion": "1.0.0", "name": "n",
+        "logLevel": "debug", "podInterfaceName": "cni",
+        "stateDir": crate::node::policy::DEFAULT_STATE_DIR}))
+    .unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(c.log_level, LogLevel::Debug);
+    // Anything else wrong is still an error.
+    for bad in [
+        json!({"cniVersion": "1.0.0", "name": "n", "stateDir": "relative"}),
+        json!({"cniVersion": "1.0.0", "name": "n", "delegate": "/bin/sh"}),
+        json!({"cniVersion": "9.9.9", "name": "n"}),
+        json!({"cniVersion": "1.0.0", "name": "bad name"}),
+    ] {
+        assert!(parse_for_give_back(bad.clone()).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn device_ids_may_name_auxiliary_devices_and_kernelpath_is_a_sys_devices_path() {
     let c =
         parse(json!({"cniVersion": "1.0.0", "name": "n", "deviceID": "mlx5_core.sf.2"})).unwrap();

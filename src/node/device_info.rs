@@ -3,7 +3,9 @@
 //! `CNIDeviceInfoFile` capability) and the file does not exist yet, ADD writes which PCI
 //! function, RDMA device and physical function the pod got; Multus publishes it in the pod's
 //! `network-status` annotation and removes the file on DEL. A file already there is the
-//! device plugin's and is left alone. Only the spec's directory is ever written.
+//! device plugin's and is left alone. Only the spec's directory is ever written: the config
+//! parse refuses any other path (code 7) before ADD does anything, and `publish` checks it
+//! again so that no caller can write elsewhere.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

@@ -179,9 +179,15 @@ impl NodePolicy {
     ) -> Result<T> {
         match from_nad {
             None => Ok(node),
-            Some(v) if v == node || self.nad_may_override(key) => Ok(v),
+            Some(v) if self.lets_nad_set(key, &v, &node) => Ok(v),
             Some(_) => Err(self.refuses(shown)),
         }
+    }
+
+    /// Whether a NAD may set `key` to `value` here: the policy lets it decide, or it says what
+    /// the node says anyway.
+    pub fn lets_nad_set<T: PartialEq>(&self, key: &str, value: &T, node: &T) -> bool {
+        value == node || self.nad_may_override(key)
     }
 
     /// The error for a NAD key this policy does not let a NAD decide.

@@ -55,7 +55,7 @@ fn run_verb(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
             env.ifname
         ),
     );
-    let conf = NetConf::parse(stdin, &policy)?;
+    let conf = parse_config(command, stdin, &policy)?;
     log::configure(
         conf.log_level,
         conf.log_file.as_deref(),
@@ -78,6 +78,23 @@ fn run_verb(command: Command, stdin: &[u8]) -> Result<Option<Value>, Error> {
         // The process skeleton answers VERSION before any verb runs.
         Command::Version => Ok(Some(crate::cni::skel::version_reply())),
     }
+}
+
+/// The config under the node's policy. A verb that gives NICs back (DEL, GC) uses the node's
+/// value for one the config may not choose, and says so in the node's log (logging still
+/// points there); every other verb refuses such a config.
+fn parse_config(command: Command, stdin: &[u8], policy: &NodePolicy) -> Result<NetConf, Error> {
+    if !matches!(command, Command::Del | Command::Gc) {
+        return NetConf::parse(stdin, policy);
+    }
+    let (conf, ignored) = NetConf::parse_for_give_back(stdin, policy)?;
+    for why in ignored {
+        crate::log_info!(
+            "{} ignores a value of the network config and goes on as the node decides: {why}",
+            command.as_str()
+        );
+    }
+    Ok(conf)
 }
 
 /// STATUS and GC exist from spec 1.1.0 on.
