@@ -5,7 +5,8 @@
 # deviceID may name an auxiliary-bus device (a sub-function); /31 and /127
 # addresses get their peer as gateway; CNI 1.1.0 results carry the NIC's mtu
 # and pciID; the NPWG device-info file (runtimeConfig.CNIDeviceInfoFile) is
-# written only under the spec's directory, and never over a file already there.
+# written only directly in the spec's directory (a path elsewhere is code 7 at ADD;
+# DEL ignores it), and never over a file already there.
 
 load helpers
 
@@ -454,7 +455,7 @@ p2p_add_del() {
     assert_no_state_left
 }
 
-@test "device info: a path outside the spec directory is logged and never written (ADD still succeeds)" {
+@test "device info: ADD with a path outside the spec directory is refused (7) before anything moves, nothing is written; DEL with it gives the NIC back and logs what it ignored" {
     private_run
     standard_nic
     local dir path config
@@ -470,14 +471,22 @@ p2p_add_del() {
     )
     for path in "${!bad[@]}"; do
         config=$(devinfo_config "$path")
-        attach "$config"
+        run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+        assert_refused_untouched 7 "\"runtimeConfig.CNIDeviceInfoFile\" \"$path\" must be a file directly in $DEVINFO_DIR"
         [[ ! -e ${bad[$path]} ]] || die "device info written outside $DEVINFO_DIR: $path: $(cat "${bad[$path]}")"
-        grep -qF "CNIDeviceInfoFile $path is not in $DEVINFO_DIR; not written" "$LOG_FILE" ||
-            die "no log line for the refused path $path: $(cat "$LOG_FILE")"
-        assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
-        detach "$config"
-        assert_nic_home
+        run_plugin CHECK "$CID" "$POD_NETNS" net1 "$config"
+        assert_cni_error 7
     done
     [[ -z $(find "$WORKDIR/run" -type f) ]] || die "files written under /run: $(find "$WORKDIR/run" -type f)"
+
+    # A pod an earlier release attached with such a path (it only logged it): its
+    # DEL ignores the path, logs so, and gives the NIC back.
+    attach "$(multus_config)"
+    path=$WORKDIR/outside-$TID.json
+    detach "$(devinfo_config "$path")"
+    assert_nic_home
     assert_no_state_left
+    [[ ! -e $path ]] || die "DEL wrote $path"
+    grep -qF "DEL ignores a value of the network config and goes on as the node decides: \"runtimeConfig.CNIDeviceInfoFile\" \"$path\"" "$LOG_FILE" ||
+        die "DEL did not log the path it ignored: $(cat "$LOG_FILE")"
 }

@@ -4,7 +4,8 @@
 # a tenant's to write, while the plugin runs as root on the node: every key that
 # touches the node (a path it writes or reads, the program it runs, a guard) is
 # the node policy's to decide. A NAD that tries to decide one is refused with
-# code 7 before anything is captured, moved or created, and nothing it injects
+# code 7 before anything is captured, moved or created (DEL and GC, which give
+# NICs back, use the node's value instead and log it), and nothing it injects
 # becomes a log line of its own.
 #
 # One @test per hostile row, each checking (expect_hostile_refused): the code
@@ -145,14 +146,24 @@ assert_file_exists() {
     expect_hostile_refused 7 "$(refused_key logLevel)" "$(multus_config)"
 }
 
-@test "hostile: stateDir outside the policy on DEL, CHECK, GC and STATUS → 7, no dir there" {
+@test "hostile: stateDir outside the policy on CHECK and STATUS → 7, no dir there; DEL and GC ignore it (logged) and never touch it" {
     local cmd config
     config=$(nad ".cniVersion = \"1.1.0\" | .stateDir = \"$ETC/amd-state\"")
-    for cmd in DEL CHECK GC STATUS; do
+    for cmd in CHECK STATUS; do
         run_plugin "$cmd" "$CID" "$POD_NETNS" net1 "$config"
         assert_cni_error 7
         assert_msg_contains "$(refused_key stateDir)"
         [[ ! -e $ETC/amd-state && ! -e $STATE_DIR ]] || die "$cmd created a state dir"
+    done
+    # A DEL that fails blocks the pod's deletion: it looks where the node keeps
+    # state instead (nothing there), and so does GC.
+    for cmd in DEL GC; do
+        run_plugin "$cmd" "$CID" "$POD_NETNS" net1 "$config"
+        assert_plugin_ok_silent
+        [[ ! -e $ETC/amd-state ]] || die "$cmd created the NAD's state dir"
+        grep -qF "$cmd ignores a value of the network config and goes on as the node decides: $(refused_key stateDir)" "$LOG_FILE" ||
+            die "$cmd did not log that it ignored stateDir: $(cat "$LOG_FILE" 2>&1)"
+        assert_one_event_per_line "the log" "$(cat "$LOG_FILE")"
     done
     assert_nic_home
 }

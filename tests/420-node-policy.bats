@@ -123,3 +123,91 @@ private_etc_with_policy() {
     write_policy '{"allowUnverifiedSelection": "yes"}'
     expect_policy_refused "\"allowUnverifiedSelection\" must be true or false"
 }
+
+###########################################################################
+# a policy tightened after ADD: DEL never fails for it, ADD and CHECK refuse
+
+# assert_ignored_logged <verb> <key>: the node's log says <verb> ignored the config's <key>.
+assert_ignored_logged() {
+    grep -qF "$1 ignores a value of the network config and goes on as the node decides: \"$2\" may not be set by a network config on this node (node policy $POLICY_FILE)" "$LOG_FILE" ||
+        die "the node's log does not say $1 ignored \"$2\": $(cat "$LOG_FILE" 2>&1)"
+}
+
+# assert_add_check_refused <config> <key>: ADD and CHECK with that config are
+# refused (7) naming the key and the policy, and the NIC stays on the host.
+assert_add_check_refused() {
+    local cmd
+    for cmd in ADD CHECK; do
+        run_plugin "$cmd" "$CID" "$POD_NETNS" net1 "$1"
+        assert_cni_error 7
+        assert_msg_contains "\"$2\" may not be set by a network config on this node (node policy $POLICY_FILE)"
+        assert_no_link pod "$NIC"
+        assert_link_exists host "$NIC"
+    done
+}
+
+@test "policy tightened after ADD: DEL ignores the NAD's stateDir, finds no state where the node keeps it and gives the NIC back without state (exit 0, logged); ADD and CHECK are refused (7)" {
+    local nad_state=$WORKDIR/nad-state config
+    allow_nad_keys stateDir
+    config=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" --arg dir "$nad_state" \
+        '{deviceID: $pci, pciBusID: $pci, stateDir: $dir}')")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    [[ -f $nad_state/$CID-net1.json ]] || die "ADD did not keep its state in the NAD's stateDir: $(ls -la "$nad_state" 2>&1)"
+    assert_no_link host "$NIC"
+
+    write_policy # the node's admin takes stateDir back
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    # what the pod had: the addresses, MTU and MAC, UP (a recovery without state
+    # reads the addresses in the pod, so without the host's nodad flag)
+    assert_link_up host "$NIC"
+    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+    assert_mtu host "$NIC" 1500
+    assert_mac host "$NIC" "$NIC_MAC_ADDR"
+    assert_no_link pod "$NIC"
+    assert_ignored_logged DEL stateDir
+    grep -q "recovering $NIC .* without state of ours" "$LOG_FILE" ||
+        die "DEL did not give the NIC back through the recovery without state: $(cat "$LOG_FILE")"
+    # the node no longer looks in the NAD's dir: what ADD wrote there stays
+    [[ -f $nad_state/$CID-net1.json ]] || die "DEL touched the state dir the node no longer allows"
+    assert_no_state_left
+
+    # the runtime's retry: nothing to do, still 0
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+
+    assert_add_check_refused "$config" stateDir
+}
+
+@test "policy tightened after ADD: DEL ignores the NAD's logFile and gives the NIC back from its state exactly, logging to the node's log; GC too; ADD and CHECK are refused (7)" {
+    local nad_log=$WORKDIR/nad.log config
+    allow_nad_keys logFile
+    config=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" --arg log "$nad_log" \
+        '{cniVersion: "1.1.0", deviceID: $pci, pciBusID: $pci, logFile: $log}')")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    [[ -s $nad_log ]] || die "ADD did not log to the NAD's logFile"
+    : >"$nad_log"
+
+    write_policy
+    # GC of this network, the attachment still valid: nothing to release, no failure
+    local gc
+    gc=$(jq -c --arg cid "$CID" '. + {"cni.dev/valid-attachments": [{containerID: $cid, ifname: "net1"}]}' <<<"$config")
+    run_plugin GC "<unset>" "<unset>" "<unset>" "$gc"
+    assert_plugin_ok_silent
+    assert_ignored_logged GC logFile
+    assert_link_exists pod "$NIC"
+
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_nic_home
+    assert_no_link pod "$NIC"
+    assert_no_state_left
+    assert_ignored_logged DEL logFile
+    grep -q "restored $NIC" "$LOG_FILE" || die "the node's log does not say the NIC was restored: $(cat "$LOG_FILE")"
+    [[ ! -s $nad_log ]] || die "DEL wrote to the log file the node no longer allows: $(cat "$nad_log")"
+
+    assert_add_check_refused "$config" logFile
+}
