@@ -254,7 +254,7 @@ home_from() {
     newer=$(($(jq .schema "$file") + 1))
     # A format that changed a field, written in place: the claims are other
     # names of this file.
-    jq --argjson v "$newer" '.schema = $v | .hostInterface = .host | del(.host)' "$file" >"$WORKDIR/newer.json"
+    jq --argjson v "$newer" '.schema = $v | .podInterface = .podIfname | del(.podIfname)' "$file" >"$WORKDIR/newer.json"
     cat "$WORKDIR/newer.json" >"$file"
     cp -p "$file" "$WORKDIR/before.json"
 
@@ -263,6 +263,7 @@ home_from() {
         assert_cni_error 6
         assert_msg_contains "$file"
         assert_msg_contains "format $newer"
+        assert_msg_contains "attached enp94s0f0, and it is left where it is"
         [[ $(describe_link pod enp94s0f0) == "$(world '.podsAfter.a[] | select(.name == "enp94s0f0")')" ]] ||
             die "the NIC of the newer state was touched: $(describe_link pod enp94s0f0)"
         assert_no_link host enp94s0f0
