@@ -281,6 +281,12 @@ home_from() {
     assert_admin_ok
     [[ $stderr == *"$file"*"format $newer"* ]] || die "list does not name the newer state file: $stderr"
     assert_json '[.[].hostName] | sort | join(" ")' "enp94s0f1 enp94s0f2 enp94s0f3"
+    # `doctor` warns of it with what to do, not as a damaged file
+    run_admin doctor
+    grep -qE "^warn  attachment ctr-upgrade-a/net1: state file $file is in format $newer" <<<"$output" ||
+        die "doctor does not warn of the newer state file: $output"
+    [[ $output == *"a newer amd-host-device attached this NIC: give it back with that version"* ]] ||
+        die "doctor does not say what to do with the newer state file: $output"
 
     del_attachment ctr-upgrade-a net2
     assert_home enp94s0f2

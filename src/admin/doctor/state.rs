@@ -11,6 +11,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{access, AccessFlags};
 
 use crate::admin::tracked::{locate, Location};
+use crate::error::Error;
 use crate::host::kernel::Kernel;
 use crate::node::state::{AttachmentState, StateStore, VENDOR_MAPPINGS_FILE};
 use crate::verbs::recovery::vendor_attachment;
@@ -314,6 +315,7 @@ fn attachments(
                 });
             }
             Ok(None) => {} // removed since it was listed
+            Err(e @ Error::NewerState { .. }) => report.warn(name, e.to_string(), newer_fix()),
             Err(e) => report.warn(name, e.to_string(), corrupt_fix()),
         }
     }
@@ -329,6 +331,12 @@ fn attachments(
         );
     }
     seen
+}
+
+fn newer_fix() -> String {
+    "a newer amd-host-device attached this NIC: give it back with that version (its pod's \
+     DEL, or its restore), or run that version on this node again"
+        .into()
 }
 
 fn corrupt_fix() -> String {
