@@ -134,6 +134,24 @@ pub fn is_valid_network_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// `name` with every character the spec forbids in a network name replaced by `_` (and a
+/// leading `x` where it must start with a letter or digit): what DEL and GC go on with
+/// when a config of an earlier release named its network so.
+fn spec_safe_network_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    if safe.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        safe
+    } else {
+        format!("x{safe}")
+    }
+}
+
 /// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, as the spec requires of a network name. It also ends up
 /// in log lines and file contents, so nothing else may pass.
 fn validate_network_name(name: &str) -> Result<()> {
@@ -173,7 +191,12 @@ impl NetConf {
             .name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::InvalidConfig("\"name\" is required".into()))?;
-        validate_network_name(&name)?;
+        let name = match validate_network_name(&name) {
+            Ok(()) => name,
+            // An earlier release took names the spec forbids: DEL of such a pod must still
+            // give its NIC back, under a name safe for logs and for host-device.
+            Err(e) => refusals.refuse(e).map(|()| spec_safe_network_name(&name))?,
+        };
         let selector = parse_selector(
             [
                 ("deviceID", raw.device_id),

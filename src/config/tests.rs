@@ -405,10 +405,21 @@ fn a_give_back_uses_the_nodes_value_for_what_the_config_may_not_choose_and_says_
         json!({"cniVersion": "1.0.0", "name": "n", "stateDir": "relative"}),
         json!({"cniVersion": "1.0.0", "name": "n", "delegate": "/bin/sh"}),
         json!({"cniVersion": "9.9.9", "name": "n"}),
-        json!({"cniVersion": "1.0.0", "name": "bad name"}),
+        json!({"cniVersion": "1.0.0", "name": ""}),
     ] {
         assert!(parse_for_give_back(bad.clone()).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_network_name_an_earlier_release_took_is_made_safe_for_a_give_back_and_refused_by_add() {
+    let v = json!({"cniVersion": "1.0.0", "name": "my net\nFAKE LOG"});
+    assert!(parse(v.clone()).is_err());
+    let (c, notes) = parse_for_give_back(v).unwrap();
+    assert_eq!(c.name, "my_net_FAKE_LOG");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let (c, _) = parse_for_give_back(json!({"cniVersion": "1.0.0", "name": "-n"})).unwrap();
+    assert_eq!(c.name, "x-n");
 }
 
 #[test]
