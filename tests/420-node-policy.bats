@@ -211,3 +211,29 @@ assert_add_check_refused() {
 
     assert_add_check_refused "$config" logFile
 }
+
+@test "a network name an earlier release took but the spec forbids: DEL gives the NIC back exactly (exit 0, logged), ADD and CHECK refuse it (7)" {
+    local good bad
+    good=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" '{cniVersion: "1.0.0", deviceID: $pci, pciBusID: $pci}')")
+    bad=$(jq -c '.name = "old net \(.name)"' <<<"$good")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$good"
+    assert_plugin_ok
+
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$bad"
+    assert_plugin_ok_silent
+    assert_nic_home
+    assert_no_link pod "$NIC"
+    assert_no_state_left
+    grep -q 'DEL ignores a value of the network config.*"name"' "$LOG_FILE" ||
+        die "the node's log does not say the name was ignored: $(cat "$LOG_FILE")"
+
+    local cmd
+    for cmd in ADD CHECK; do
+        run_plugin "$cmd" "$CID" "$POD_NETNS" net1 "$bad"
+        assert_cni_error 7
+        assert_msg_contains '"name" "old net'
+        assert_no_link pod "$NIC"
+        assert_link_exists host "$NIC"
+    done
+    assert_no_state_left
+}
