@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cni::{Command, Environment};
 use crate::error::Error;
+use crate::fault;
 use crate::host::delegate::Delegate;
 use crate::host::device::Sysfs;
 use crate::host::kernel::Kernel;
@@ -51,6 +52,8 @@ pub fn give_back(
         );
         return store.remove(state);
     };
+    // The NIC is home but not restored yet: another DEL may run now.
+    fault::point("del-after-move-to-host");
     let host = kernel.host()?;
     let mut problems = state
         .host
@@ -77,6 +80,8 @@ fn bring_to_host(
         // RDMA devices first: they are only addressable from the pod they were moved into.
         detach_rdma(kernel, &state.rdma_devices, ns);
         drop_cni_ifname_where_it_would_clash(kernel, ns, state);
+        // About to leave the pod: another NIC may come home first.
+        fault::point("del-before-move-to-host");
         if let Some(d) = delegate {
             if let Err(e) = delegate_del(ctx, d, ns, state) {
                 // Not fatal: the device may never have reached the pod, or be elsewhere already.
