@@ -120,6 +120,17 @@ impl Netlink {
             })
     }
 
+    /// Takes the alternative name `altname` off the link called `link_name`, in one request
+    /// (the kernel finds the link by name). Only that link loses it: an `altname` that is
+    /// another link's name is refused (EINVAL), one nobody has is ENOENT.
+    pub fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
+        let what = format!("taking the alternative name {altname} off {link_name}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(super::attr(Ifla::Ifname, link_name)?);
+        attrs.push(prop_list(altname)?);
+        self.link_prop(RTM_DELLINKPROP, 0, attrs, &what)
+    }
+
     fn link_prop(
         &self,
         ty: u16,
@@ -518,5 +529,30 @@ mod tests {
         assert!(msg.starts_with("setting the MTU of a0 to 70000: "), "{msg}");
         assert!(!msg.contains("os error") && !msg.contains("errno"), "{msg}");
         assert!(e.details().contains("errno 22 (EINVAL"), "{}", e.details());
+    }
+
+    /// Against the running kernel (root only): an alternative name is taken off the link
+    /// a name finds, in one request, and only off that link.
+    #[test]
+    fn an_alternative_name_is_removed_by_the_links_name_and_only_from_it() {
+        use crate::host::kernel::{Kernel, LiveKernel};
+        let Some(scratch) = crate::host::testing::ScratchNetns::new("altdel") else {
+            return;
+        };
+        assert!(scratch.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "b0"]));
+        let kernel = LiveKernel::new();
+        let pod = kernel.links_in(&scratch.path()).unwrap();
+        pod.add_altname("a0", "net9").unwrap();
+        let errno = |r: Result<()>| r.unwrap_err().errno();
+        assert_eq!(
+            errno(pod.del_altname_of("b0", "net9")),
+            Some(nix::libc::EINVAL),
+            "another link's name stays where it is"
+        );
+        assert_eq!(errno(pod.del_altname_of("a0", "net8")), Some(nix::libc::ENOENT));
+        assert_eq!(errno(pod.del_altname_of("c0", "net9")), Some(nix::libc::ENODEV));
+        assert!(pod.link_by_name("net9").unwrap().is_some());
+        pod.del_altname_of("a0", "net9").unwrap();
+        assert_eq!(pod.link_by_name("net9").unwrap(), None);
     }
 }

@@ -78,6 +78,10 @@ pub trait Links {
     }
     /// Takes the alternative name `altname` off link `index`.
     fn del_altname(&self, index: i32, altname: &str) -> Result<()>;
+    /// Takes the alternative name `altname` off the link called `link_name` in one request
+    /// (no lookup first). Only that link loses it: EINVAL if `altname` is another link's
+    /// name, ENOENT if nobody has it, ENODEV if there is no `link_name`.
+    fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()>;
 
     /// The link with hardware address `mac` (a dump: the kernel has no filter for it). A
     /// bridge or bond takes its port's address, so a link that is the master of another
@@ -155,6 +159,9 @@ impl Links for Netlink {
     }
     fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
         Netlink::del_altname(self, index, altname)
+    }
+    fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
+        Netlink::del_altname_of(self, link_name, altname)
     }
 }
 
