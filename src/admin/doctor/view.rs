@@ -164,6 +164,9 @@ impl Links for HostCopy<'_> {
     fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
         Err(refused(&format!("take {altname} off link #{index}")))
     }
+    fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
+        Err(refused(&format!("take {altname} off {link_name}")))
+    }
 }
 
 /// A pod's links, read live (one handle per pod asked about), never changed.
@@ -207,6 +210,9 @@ impl Links for ReadOnly {
         Err(refused(&format!(
             "take {altname} off link #{index} in a pod"
         )))
+    }
+    fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
+        Err(refused(&format!("take {altname} off {link_name} in a pod")))
     }
 }
 

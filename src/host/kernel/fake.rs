@@ -38,6 +38,9 @@ struct World {
     journal: RefCell<Vec<String>>,
     /// A file a scripted host-device writes its moves to, and how many are applied.
     host_device: RefCell<Option<(PathBuf, usize)>>,
+    /// Links that come home to the host from elsewhere right before the next attempts to
+    /// move a link there, one per attempt: another NIC's DEL racing ours.
+    arrivals: RefCell<Vec<FakeLink>>,
 }
 
 /// The links of one namespace.
@@ -115,6 +118,26 @@ impl FakeKernel {
     /// alias, down, flushed).
     pub fn follow_host_device(&self, moves: &Path) {
         *self.world.host_device.borrow_mut() = Some((moves.to_path_buf(), 0));
+    }
+
+    /// Before the next attempt to move a link to the host (ours or host-device's), a down
+    /// link `name` with MAC `mac` and alternative names `altnames` arrives there, as another
+    /// NIC another DEL is bringing home at that very moment. Queued: one per attempt.
+    pub fn arrives_before_next_move(&self, name: &str, mac: &str, altnames: &[&str]) {
+        let index = 1000 + self.world.arrivals.borrow().len() as i32;
+        let link = Link {
+            index,
+            name: name.to_owned(),
+            mac: Some(MacAddress::parse(mac).expect("a test MAC")),
+            mtu: 1500,
+            altnames: altnames.iter().map(|a| a.to_string()).collect(),
+            ..Link::default()
+        };
+        self.world.arrivals.borrow_mut().push(FakeLink {
+            link,
+            addresses: Vec::new(),
+            routes: Vec::new(),
+        });
     }
 
     /// Moves link `index` from namespace `from` to `to` as the kernel would (down, without
@@ -242,16 +265,54 @@ impl World {
             .push(moved);
     }
 
+    /// host-device's DEL: the link goes home under its alias. If the host has that name or
+    /// one of the link's alternative names, the kernel refuses the move and host-device
+    /// leaves the link in the pod as it was (and fails).
     fn host_device_del(&self, netns: &str, ifname: &str) {
         let Some(link) = self.find(netns, |l| {
             l.name == ifname || l.altnames.iter().any(|a| a == ifname)
         }) else {
             return;
         };
-        self.move_link(netns, HOST, link.index);
         let alias = link.alias.clone().unwrap_or(link.name.clone());
+        if let Some(taken) = self.taken_on_host(&alias, &link) {
+            self.record("host-device", format!("refused: {taken} is taken on the host"));
+            return;
+        }
+        self.move_link(netns, HOST, link.index);
         self.with_link(HOST, link.index, |l| l.link.name = alias)
             .expect("moved");
+    }
+
+    /// The first of `name` and `link`'s alternative names another link of the host has
+    /// (after the next arrival, if one is queued): the kernel then refuses the move.
+    fn taken_on_host(&self, name: &str, link: &Link) -> Option<String> {
+        self.arrive();
+        let names = std::iter::once(name).chain(link.altnames.iter().map(String::as_str));
+        for n in names {
+            let holder = self.find(HOST, |l| {
+                l.index != link.index && (l.name == n || l.altnames.iter().any(|a| a == n))
+            });
+            if holder.is_some() {
+                return Some(n.to_owned());
+            }
+        }
+        None
+    }
+
+    /// The next queued arrival comes home.
+    fn arrive(&self) {
+        let mut arrivals = self.arrivals.borrow_mut();
+        if arrivals.is_empty() {
+            return;
+        }
+        let link = arrivals.remove(0);
+        self.record(HOST, format!("#{} {} arrives", link.link.index, link.link.name));
+        self.namespaces
+            .borrow_mut()
+            .get_mut(HOST)
+            .expect("the host namespace")
+            .push(link);
     }
 
     fn links_in(&self, ns: &str) -> Vec<FakeLink> {
@@ -321,11 +382,13 @@ impl World {
             }
         }
         if change.netns_fd == Some(HOST_NETNS_FD) && ns != HOST {
+            // The kernel moves first (a name given with the move is only a fallback for the
+            // kernel name), and refuses a link whose name or alternative names the host has.
             let link = self
                 .find(ns, |l| l.index == index)
                 .ok_or_else(|| errno(nix::libc::ENODEV, "RTM_SETLINK"))?;
-            let mut names = link.altnames.iter().chain([&link.name]);
-            if names.any(|name| taken_in(HOST, name)) {
+            if let Some(taken) = self.taken_on_host(&link.name, &link) {
+                self.record(ns, format!("refused #{index}: {taken} is taken on the host"));
                 return Err(errno(nix::libc::EEXIST, "RTM_SETLINK"));
             }
         }
@@ -392,6 +455,14 @@ fn errno(errno: i32, what: &str) -> Error {
     Error::netlink(what, Some(errno))
 }
 
+impl Bound {
+    fn del_altname_quietly(&self, index: i32, altname: &str) -> Result<()> {
+        self.world.with_link(&self.ns, index, |l| {
+            l.link.altnames.retain(|a| a != altname)
+        })
+    }
+}
+
 impl Links for Bound {
     fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         self.world.settle();
@@ -453,6 +524,19 @@ impl Links for Bound {
         self.world.with_link(&self.ns, index, |l| {
             l.link.altnames.retain(|a| a != altname)
         })
+    }
+    fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
+        self.world
+            .record(&self.ns, format!("altname {link_name} -{altname}"));
+        let link = self
+            .link_by_name(link_name)?
+            .ok_or_else(|| errno(nix::libc::ENODEV, link_name))?;
+        if !link.altnames.iter().any(|a| a == altname) {
+            let someone_elses = self.link_by_name(altname)?.is_some();
+            let e = if someone_elses { nix::libc::EINVAL } else { nix::libc::ENOENT };
+            return Err(errno(e, "remove altname"));
+        }
+        self.del_altname_quietly(link.index, altname)
     }
     fn add_route(&self, index: i32, r: &Route) -> Result<()> {
         self.world
