@@ -15,7 +15,8 @@ use crate::fault;
 use crate::host::delegate::Delegate;
 use crate::host::device::Sysfs;
 use crate::host::kernel::Kernel;
-use crate::host::netlink::{Link, Links};
+use crate::host::names;
+use crate::host::netlink::{is_not_found, Link, Links};
 use crate::host::rdma;
 use crate::node::state::{AttachmentState, StateStore};
 use crate::verbs::context::Context;
@@ -55,11 +56,14 @@ pub fn give_back(
     // The NIC is home but not restored yet: another DEL may run now.
     fault::point("del-after-move-to-host");
     let host = kernel.host()?;
-    let mut problems = state
-        .host
-        .restore(host, &link)
-        .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?;
-    problems.extend(drop_cni_ifname(host, &link, state));
+    // First, so that it holds net1 on the host no longer than it must.
+    let mut problems: Vec<String> = drop_cni_ifname(host, &link, state).into_iter().collect();
+    problems.extend(
+        state
+            .host
+            .restore(host, &link)
+            .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?,
+    );
     for p in &problems {
         log_error!("restoring {}: {p}", nic_of(state));
     }
@@ -79,7 +83,7 @@ fn bring_to_host(
     for ns in &pod_namespaces {
         // RDMA devices first: they are only addressable from the pod they were moved into.
         detach_rdma(kernel, &state.rdma_devices, ns);
-        drop_cni_ifname_where_it_would_clash(kernel, ns, state);
+        drop_cni_ifname_in_pod(kernel, ns, state);
         // About to leave the pod: another NIC may come home first.
         fault::point("del-before-move-to-host");
         if let Some(d) = delegate {
@@ -108,14 +112,18 @@ fn bring_to_host(
     Ok(None)
 }
 
-/// Takes `CNI_IFNAME` off the NIC, back on the host: it was the NIC's alternative name in the
-/// pod only. What could not be done, for the log.
+/// `CNI_IFNAME` when it is a name the pod gave the NIC (its alternative name there, or its
+/// kernel name in the pod) and not one of its own on the host: the host must never see it.
+fn pod_only_name(state: &AttachmentState) -> Option<&str> {
+    let its_own = state.ifname == state.host.name || state.host.altnames.contains(&state.ifname);
+    (!its_own && !state.ifname.is_empty()).then_some(state.ifname.as_str())
+}
+
+/// Takes `CNI_IFNAME` off the NIC once it is back on the host, if it still carries it (the
+/// kernel handed it back from a dead pod, or taking it off in the pod failed). What could
+/// not be done, for the log.
 fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Option<String> {
-    let ours = state.ifname != state.host.name && !state.host.altnames.contains(&state.ifname);
-    if !ours {
-        return None;
-    }
-    drop_altname(host, link, &state.ifname)
+    drop_altname(host, link, pod_only_name(state)?)
 }
 
 /// Takes the alternative name `name` off `link` if it carries it; what could not be done,
@@ -129,32 +137,47 @@ pub fn drop_altname(host: &dyn Links, link: &Link, name: &str) -> Option<String>
         .map(|e| e.to_string())
 }
 
-/// A NIC carrying an alternative name the host already uses may not be let into the host:
-/// then the name goes while the NIC is still in the pod. (Otherwise it goes once the NIC is
-/// back, which costs no visit to the pod.)
-fn drop_cni_ifname_where_it_would_clash(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
-    if state.ifname == state.host.name || state.host.altnames.contains(&state.ifname) {
+/// Takes `CNI_IFNAME` off the NIC while it is still in the pod, whatever the host looks
+/// like: the host is shared, and another NIC coming home may answer to `net1` the instant
+/// after any look (the kernel refuses a link whose alternative name the target has). The
+/// pod is ours alone, so there it cannot race. One request, by the NIC's pod-side name.
+/// A kernel name equal to `CNI_IFNAME` stays for the move itself: host-device renames the
+/// link to its alias in the pod before moving it, and so do we (`names::move_to_host`).
+fn drop_cni_ifname_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
+    let Some(cni_ifname) = pod_only_name(state) else {
+        return;
+    };
+    if state.pod_ifname == cni_ifname {
         return;
     }
-    let clash = kernel
-        .host()
-        .and_then(|host| host.link_by_name(&state.ifname))
-        .ok()
-        .flatten()
-        .is_some_and(|l| state.host.mac.is_none() || l.mac != state.host.mac);
-    if !clash {
-        return;
-    }
-    let dropped = kernel.in_netns(ns, |pod| match find_device(pod, state, None)? {
-        Some(l) if l.altnames.contains(&state.ifname) => pod.del_altname(l.index, &state.ifname),
-        _ => Ok(()),
+    let dropped = kernel.in_netns(ns, |pod| {
+        if state.pod_ifname.is_empty() {
+            // A salvaged state may not know the pod-side name: find the NIC first.
+            return match find_device(pod, state, None)? {
+                Some(l) if l.altnames.iter().any(|a| a == cni_ifname) => {
+                    pod.del_altname(l.index, cni_ifname)
+                }
+                _ => Ok(()),
+            };
+        }
+        pod.del_altname_of(&state.pod_ifname, cni_ifname)
     });
-    if let Err(e) = dropped {
-        log_info!(
-            "could not take {} off the NIC in the pod: {e}",
-            state.ifname
-        );
+    match dropped {
+        Ok(()) => log_debug!("took {cni_ifname} off {} in the pod", state.pod_ifname),
+        // Not there (never given, already gone, or the NIC is not in this netns).
+        Err(e) if is_not_found(&e) || is_invalid(&e) => {
+            log_debug!("{} in the pod answers to no {cni_ifname} ({e})", state.pod_ifname)
+        }
+        Err(e) => log_info!(
+            "could not take {cni_ifname} off {} in the pod: {e}",
+            state.pod_ifname
+        ),
     }
+}
+
+/// EINVAL: for an alternative name's removal, the name is another link's.
+fn is_invalid(e: &Error) -> bool {
+    matches!(e, Error::Netlink { errno: Some(n), .. } if *n == nix::libc::EINVAL)
 }
 
 /// Brings the RDMA devices of an exclusive-mode attachment back from `pod_ns`. Best effort:
@@ -306,17 +329,25 @@ fn wait_for_device_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Resu
     }
 }
 
-/// Moves the device from the pod to the host ourselves, for when host-device could not.
-/// Returns whether it was there to move.
+/// Moves the device from the pod to the host ourselves, for when host-device could not:
+/// never under a name only the pod may have, and past a name another NIC brought home
+/// meanwhile (`names::move_to_host`). Returns whether it was there to move.
 fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> Result<bool> {
     let host_ns = kernel.host_netns_fd()?;
+    let host = kernel.host()?;
     kernel.in_netns(ns, |pod| {
         let Some(link) = find_device(pod, state, None)? else {
             return Ok(false);
         };
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
-        pod.move_down_to(link.index, host_ns)
-            .map_err(|e| moving_back_failed(kernel, &nic_of(state), &link, e))?;
+        // The name host-device would have given it back: its alias.
+        let home_name = state.staging_name.as_deref().unwrap_or(&state.host.name);
+        names::move_to_host(pod, host, host_ns, &link, pod_only_name(state), home_name)
+            .map_err(|e| {
+                // Told with the names it has now, after what was shed in the pod.
+                let now = pod.link_by_index(link.index).ok().flatten();
+                moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(&link), e)
+            })?;
         Ok(true)
     })
 }
@@ -409,6 +440,9 @@ mod tests {
         assert_eq!(
             a.kernel.journal(),
             [
+                // One request in the pod, whatever the host looks like (here: it was
+                // never given net1).
+                format!("{POD}: altname enp1s0 -net1"),
                 format!("{POD}: set #{i} down"),
                 format!("{POD}: set #{i} netns=host"),
                 format!("host: set #{i} up"),
@@ -419,6 +453,101 @@ mod tests {
         let calls: Vec<String> = a.sb.calls().into_iter().map(|(c, _)| c).collect();
         assert_eq!(calls, ["DEL"], "host-device was asked first");
         a.assert_restored();
+    }
+
+    /// The NIC in the pod as host-device and ADD left it: `enp1s0`, alias `enp1s0`,
+    /// answering to `net1`; host-device DEL moves it (through the fake kernel).
+    fn in_the_pod_answering_to_net1() -> Attached {
+        let a = attached("enp1s0", |k, i| {
+            k.move_link(i, HOST, POD);
+            let pod = k.in_netns_for_tests(POD);
+            let alias = LinkChange {
+                alias: Some("enp1s0".into()),
+                ..LinkChange::default()
+            };
+            pod.set_link(i, &alias).unwrap();
+            pod.add_altname("enp1s0", "net1").unwrap();
+        });
+        a.sb.delegate_that_moves();
+        a.kernel.follow_host_device(&a.sb.moves_file());
+        a
+    }
+
+    fn journal_from(a: &Attached, start: usize) -> Vec<String> {
+        a.kernel.journal()[start..].to_vec()
+    }
+
+    #[test]
+    fn cni_ifname_goes_inside_the_pod_before_host_device_moves_the_nic_though_the_host_has_none() {
+        let a = in_the_pod_answering_to_net1();
+        let start = a.kernel.journal().len();
+
+        a.give_back().unwrap();
+
+        let journal = journal_from(&a, start);
+        assert_eq!(
+            journal[..2],
+            [
+                format!("{POD}: altname enp1s0 -net1"),
+                format!("host-device: DEL {POD} enp1s0 enp1s0"),
+            ],
+            "no look at the host first: {journal:#?}"
+        );
+        a.assert_restored();
+        let nic = a.kernel.link(HOST, "enp1s0").unwrap();
+        assert!(nic.link.altnames.is_empty() && nic.link.alias.is_none());
+    }
+
+    #[test]
+    fn a_nic_coming_home_with_net1_right_before_ours_does_not_stop_ours() {
+        let a = in_the_pod_answering_to_net1();
+        // Another pod's DEL brings its NIC home, answering to net1, at the very moment
+        // host-device moves ours: no check made before could have seen it.
+        a.kernel
+            .arrives_before_next_move("enp2s0", "02:00:00:00:00:02", &["net1"]);
+
+        a.give_back().unwrap();
+
+        a.assert_restored();
+        assert!(a.kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+        let other = a.kernel.link(HOST, "enp2s0").expect("the other NIC is home");
+        assert_eq!(other.link.altnames, ["net1"], "its net1 is its DEL's to drop");
+    }
+
+    #[test]
+    fn a_move_refused_for_a_name_the_host_has_sheds_it_in_the_pod_and_is_tried_once_more() {
+        let a = in_the_pod_answering_to_net1();
+        // The tenant gave the NIC another name in the pod, which the host has too: the
+        // kernel refuses host-device's move, and ours at first.
+        a.kernel
+            .in_netns_for_tests(POD)
+            .add_altname("enp1s0", "db0")
+            .unwrap();
+        let other = a.kernel.add_link(HOST, "db0", "02:00:00:00:00:02", &[], &[]);
+        let start = a.kernel.journal().len();
+
+        a.give_back().unwrap();
+
+        let i = a.index;
+        let journal = journal_from(&a, start);
+        let from = journal
+            .iter()
+            .position(|l| l.starts_with("host-device: refused"))
+            .unwrap_or_else(|| panic!("host-device was not refused: {journal:#?}"));
+        assert_eq!(
+            journal[from..from + 6],
+            [
+                "host-device: refused: db0 is taken on the host".to_owned(),
+                format!("{POD}: set #{i} down"),
+                format!("{POD}: set #{i} netns=host"),
+                format!("{POD}: refused #{i}: db0 is taken on the host"),
+                format!("{POD}: altname #{i} -db0"),
+                format!("{POD}: set #{i} netns=host"),
+            ]
+        );
+        a.assert_restored();
+        assert!(a.kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+        assert_eq!(a.kernel.link(HOST, "db0").unwrap().link.index, other);
     }
 
     #[test]
