@@ -26,6 +26,7 @@ use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 use crate::host::device::Selector;
 use crate::host::kernel::Kernel;
+use crate::host::names;
 use crate::host::netlink::{Address, Link};
 use crate::host::snapshot::HostInterface;
 use crate::node::state::{
@@ -135,7 +136,9 @@ struct FoundInPod {
 }
 
 /// Moves the proven link out of the pod by its index, finds that same link (index and MAC)
-/// on the host and puts the host's configuration back on it.
+/// on the host and puts the host's configuration back on it. `CNI_IFNAME` (its kernel name
+/// in the pod under the vendor plugin, an alternative name under ours) is taken off in the
+/// pod before the move, where no other NIC coming home can race for it.
 fn bring_back(
     ctx: &Context,
     kernel: &dyn Kernel,
@@ -145,17 +148,22 @@ fn bring_back(
 ) -> Result<()> {
     let FoundInPod { link, carried } = found;
     let nic = nic(&host_name(identity, &link), identity.pci.as_ref());
+    let wanted = recovered_host(identity, vendor, carried, &link);
+    let cni_ifname = &ctx.env.ifname;
+    let pod_only = (*cni_ifname != wanted.name).then_some(cni_ifname.as_str());
     let host_ns = kernel.host_netns_fd()?;
-    kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
-        pod.move_down_to(link.index, host_ns)
-            .map_err(|e| moving_back_failed(kernel, &nic, &link, e))
-    })?;
     let host = kernel.host()?;
+    kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
+        names::move_to_host(pod, host, host_ns, &link, pod_only, &wanted.name).map_err(|e| {
+            // Told with the names it has now, after what was shed in the pod.
+            let now = pod.link_by_index(link.index).ok().flatten();
+            moving_back_failed(kernel, &nic, now.as_ref().unwrap_or(&link), e)
+        })
+    })?;
     let back = host
         .link_by_index(link.index)?
         .filter(|l| l.mac == link.mac)
         .ok_or_else(|| Error::device_not_found(format!("{nic} did not arrive on the host")))?;
-    let wanted = recovered_host(identity, vendor, carried, &link);
     crate::log::set_device(&wanted.name);
     log_info!(
         "recovering {} without state of ours{}",
@@ -166,12 +174,16 @@ fn bring_back(
             ""
         }
     );
-    let mut problems = wanted
-        .restore(host, &back)
-        .map_err(|e| e.during(format!("restoring {nic} on the host")))?;
-    if ctx.env.ifname != wanted.name {
-        problems.extend(drop_altname(host, &back, &ctx.env.ifname));
-    }
+    // Still carried only if taking it off in the pod failed.
+    let mut problems: Vec<String> = pod_only
+        .and_then(|name| drop_altname(host, &back, name))
+        .into_iter()
+        .collect();
+    problems.extend(
+        wanted
+            .restore(host, &back)
+            .map_err(|e| e.during(format!("restoring {nic} on the host")))?,
+    );
     for p in &problems {
         log_error!("restoring {nic}: {p}");
     }

@@ -81,6 +81,56 @@ fn a_nic_under_cni_ifname_is_known_by_host_devices_alias() {
 }
 
 #[test]
+fn a_nic_under_cni_ifname_leaves_that_name_in_the_pod_while_the_host_has_a_net1() {
+    let (sb, kernel, index) = nic_in_pod("net1", Some("enp1s0"));
+    // Another NIC the kernel handed back from a dead pod is still called net1 on the host:
+    // a link called net1 could not come in.
+    kernel.add_link(HOST, "net1", "02:00:00:00:00:02", &[], &[]);
+
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+
+    assert_back_on_the_host(&kernel, index);
+    let pod_side: Vec<String> = kernel
+        .journal()
+        .into_iter()
+        .filter(|l| l.starts_with(POD))
+        .collect();
+    assert_eq!(
+        pod_side[pod_side.len() - 3..],
+        [
+            format!("{POD}: set #{index} down"),
+            format!("{POD}: set #{index} name=enp1s0"),
+            format!("{POD}: set #{index} netns=host"),
+        ],
+        "renamed in the pod, then moved"
+    );
+    assert!(kernel.link(HOST, "net1").is_some(), "the other NIC is untouched");
+}
+
+#[test]
+fn a_nic_answering_to_cni_ifname_leaves_it_in_the_pod_before_the_move() {
+    let (sb, kernel, index) = nic_in_pod("enp1s0", Some("enp1s0"));
+    kernel
+        .in_netns_for_tests(POD)
+        .add_altname("enp1s0", "net1")
+        .unwrap();
+    let other = kernel.add_link(HOST, "enp2s0", "02:00:00:00:00:02", &[], &[]);
+    kernel
+        .in_netns_for_tests(HOST)
+        .add_altname("enp2s0", "net1")
+        .unwrap();
+
+    del(&sb, &kernel, json!({"device": "enp1s0"}));
+
+    assert_back_on_the_host(&kernel, index);
+    assert!(kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+    assert_eq!(kernel.link(HOST, "enp2s0").unwrap().link.index, other);
+    assert!(kernel
+        .journal()
+        .contains(&format!("{POD}: altname #{index} -net1")));
+}
+
+#[test]
 fn a_link_that_is_not_provably_the_nic_is_never_touched() {
     // CNI_IFNAME alone proves nothing: another plugin may have made this net1.
     let (sb, kernel, _) = nic_in_pod("net1", None);
