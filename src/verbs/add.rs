@@ -13,7 +13,8 @@ use crate::fault;
 use crate::host::delegate::{Delegate, Started};
 use crate::host::device::{self, Resolved};
 use crate::host::kernel::Kernel;
-use crate::host::netlink::{Link, LinkChange, Links};
+use crate::host::names;
+use crate::host::netlink::{Link, Links};
 use crate::host::rdma;
 use crate::host::snapshot::{apply_routes, HostInterface};
 use crate::node::device_info;
@@ -75,7 +76,7 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     let naming = choose_names(ctx, &*pod, &captured)?;
     // Read before the move: /sys/class/net only shows this netns.
     let rdma_devices = rdma::devices_of(kernel.sysfs().root(), pci.as_ref(), &captured.name);
-    let state = attachment_state(ctx, pci, captured, naming, rdma_devices);
+    let mut state = attachment_state(ctx, pci, captured, naming, rdma_devices);
     fault::point("after-capture");
     // The delegate starts up while the state is made durable, but only gets its config (and
     // so can act) once the state is on disk; dropped on error, it is killed unfed.
@@ -89,7 +90,9 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
         store.path_of(&state.container_id, &state.ifname).display()
     );
 
-    match attach(ctx, kernel, &*pod, &delegate, started, &link, &state) {
+    let attached = stage_on_host(kernel, &store, &mut state, &link)
+        .and_then(|()| attach(ctx, kernel, &*pod, &delegate, started, &state));
+    match attached {
         Ok(result) => {
             if let (Some(file), Some(pci)) = (&conf.device_info_file, &state.pci_address) {
                 device_info::publish(file, kernel.sysfs(), pci, &state.rdma_devices);
@@ -242,11 +245,56 @@ fn choose_names(ctx: &Context, pod: &dyn Links, host: &HostInterface) -> Result<
     };
     Ok(Naming {
         pod_ifname,
-        staging_name: taken_in_pod.then(|| format!("ahd{}", host.ifindex)),
+        staging_name: taken_in_pod.then(|| first_temporary_name(host.ifindex)),
     })
 }
 
-/// The part of ADD that changes things: rename for staging, delegate, `CNI_IFNAME` as an
+fn first_temporary_name(ifindex: i32) -> String {
+    names::temporary_names(ifindex)
+        .next()
+        .expect("there is always a first temporary name")
+}
+
+/// Renames the NIC on the host to its staging name, if it needs one: host-device moves a
+/// link under its current name, and the pod has a link of the NIC's host name. The host is
+/// shared, so the rename itself is the test: a name taken there (EEXIST), even a moment
+/// ago, means the next candidate, written into the state before it is tried, so that the
+/// state always names what the NIC may be called.
+fn stage_on_host(
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    state: &mut AttachmentState,
+    link: &Link,
+) -> Result<()> {
+    if state.staging_name.is_none() {
+        return Ok(());
+    }
+    let why = format!(
+        "{} is taken in the pod, so {} goes in under a temporary name",
+        state.host.name,
+        nic_of(state)
+    );
+    let staging_failed = |e: Error| e.during(&why);
+    let host = kernel.host()?;
+    host.set_down(link.index).map_err(staging_failed)?;
+    let candidates = names::temporary_names(state.host.ifindex);
+    names::rename_to_first_free(host, link.index, candidates, |name| {
+        if state.staging_name.as_deref() == Some(name) {
+            return Ok(());
+        }
+        log_info!(
+            "{} is taken on the host; staging {} as {name} instead",
+            state.staging_name.as_deref().unwrap_or_default(),
+            state.host.name
+        );
+        state.staging_name = Some(name.to_owned());
+        store.save(state)
+    })
+    .map_err(staging_failed)?;
+    Ok(())
+}
+
+/// The part of ADD that changes things once the NIC is staged: delegate, `CNI_IFNAME` as an
 /// alternative name, routes, result.
 fn attach(
     ctx: &Context,
@@ -254,32 +302,12 @@ fn attach(
     pod: &dyn Links,
     delegate: &Delegate,
     started: Started<'_>,
-    link: &Link,
     state: &AttachmentState,
 ) -> Result<CniResult> {
     let conf = &ctx.conf;
     let host = &state.host;
     let device_name = state.staging_name.as_deref().unwrap_or(&host.name);
     let nic = nic_of(state);
-    if let Some(staging) = &state.staging_name {
-        let host_links = kernel.host()?;
-        let staging_failed = |e: Error| {
-            e.during(format!(
-                "{} is taken in the pod, so {nic} goes in under a temporary name",
-                host.name
-            ))
-        };
-        host_links.set_down(link.index).map_err(staging_failed)?;
-        host_links
-            .set_link(
-                link.index,
-                &LinkChange {
-                    name: Some(staging.clone()),
-                    ..LinkChange::default()
-                },
-            )
-            .map_err(staging_failed)?;
-    }
     let config = delegate.config(
         conf.cni_version,
         &conf.name,

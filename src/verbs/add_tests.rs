@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::host::kernel::fake::{FakeKernel, HOST};
+use crate::host::netlink::LinkChange;
 use crate::verbs::testing::{address, route, Sandbox};
 use serde_json::json;
 
@@ -140,6 +141,52 @@ fn a_name_taken_in_the_pod_is_staged_under_a_temporary_name_before_host_device_r
     assert_eq!(
         saved.pod_ifname, "net1",
         "the pod side falls back to CNI_IFNAME"
+    );
+}
+
+#[test]
+fn a_staging_name_taken_on_the_host_means_the_next_one_recorded_before_it_is_tried() {
+    let sb = Sandbox::new();
+    let seen = sb.path().join("state-at-add");
+    sb.delegate(
+        &format!(
+            "cp {}/c1-net1.json {}; {RESULT}",
+            sb.state_dir().display(),
+            seen.display()
+        ),
+        "exit 0",
+    );
+    let (kernel, index) = world(&sb, &[]);
+    kernel.add_link(POD, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+    // Whatever holds it, the host has the first temporary name.
+    kernel.add_link(HOST, &format!("ahd{index}"), "02:00:00:00:00:98", &[], &[]);
+    let ctx = sb.context(POD, json!({"device": "enp1s0"}));
+
+    add(&ctx, &kernel).unwrap();
+
+    let staging = format!("ahd{index}-1");
+    assert_eq!(
+        kernel.journal(),
+        [
+            format!("host: set #{index} down"),
+            format!("host: set #{index} name=ahd{index}"),
+            format!("host: set #{index} name={staging}")
+        ]
+    );
+    assert_eq!(sb.calls()[0].1["device"], staging.as_str());
+    let at_add: AttachmentState =
+        serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    assert_eq!(
+        at_add.staging_name.as_deref(),
+        Some(staging.as_str()),
+        "the state named it before host-device acted"
+    );
+    let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
+    assert_eq!(saved.staging_name.as_deref(), Some(staging.as_str()));
+    assert_eq!(
+        store(&sb).claim_of(&state::name_key("enp1s0")).unwrap().map(|c| c.container_id),
+        Some("c1".to_owned()),
+        "the rewritten state still holds its claims"
     );
 }
 
