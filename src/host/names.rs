@@ -193,7 +193,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(given, "ahd9-1");
-        assert_eq!(announced, ["ahd9", "ahd9-1"], "each name announced before it is tried");
+        assert_eq!(
+            announced,
+            ["ahd9", "ahd9-1"],
+            "each name announced before it is tried"
+        );
         assert!(kernel.link(HOST, "ahd9-1").is_some());
     }
 
@@ -201,10 +205,16 @@ mod tests {
     fn the_pods_name_goes_inside_the_pod_before_the_move() {
         let (_dir, kernel) = world();
         let index = kernel.add_link(POD, "enp1s0", "02:00:00:00:00:01", &[], &[]);
-        kernel.in_netns_for_tests(POD).add_altname("enp1s0", "net1").unwrap();
+        kernel
+            .in_netns_for_tests(POD)
+            .add_altname("enp1s0", "net1")
+            .unwrap();
         // Another NIC on the host answers to net1 already.
         let other = kernel.add_link(HOST, "enp2s0", "02:00:00:00:00:02", &[], &[]);
-        kernel.in_netns_for_tests(HOST).add_altname("enp2s0", "net1").unwrap();
+        kernel
+            .in_netns_for_tests(HOST)
+            .add_altname("enp2s0", "net1")
+            .unwrap();
         let before = kernel.journal().len();
 
         move_home(&kernel, "enp1s0", Some("net1")).unwrap();
@@ -231,7 +241,9 @@ mod tests {
 
         move_home(&kernel, "net1", Some("net1")).unwrap();
 
-        let home = kernel.link(HOST, "enp1s0").expect("home under its home name");
+        let home = kernel
+            .link(HOST, "enp1s0")
+            .expect("home under its home name");
         assert_eq!(home.link.index, index);
         assert!(kernel
             .journal()
@@ -263,7 +275,12 @@ mod tests {
                 format!("{POD}: set #{index} netns=host"),
             ]
         );
-        assert!(kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+        assert!(kernel
+            .link(HOST, "enp1s0")
+            .unwrap()
+            .link
+            .altnames
+            .is_empty());
     }
 
     /// Against the running kernel (root only), two scratch namespaces playing pod and host:

@@ -184,7 +184,10 @@ fn a_staging_name_taken_on_the_host_means_the_next_one_recorded_before_it_is_tri
     let saved = store(&sb).load("c1", "net1").unwrap().unwrap();
     assert_eq!(saved.staging_name.as_deref(), Some(staging.as_str()));
     assert_eq!(
-        store(&sb).claim_of(&state::name_key("enp1s0")).unwrap().map(|c| c.container_id),
+        store(&sb)
+            .claim_of(&state::name_key("enp1s0"))
+            .unwrap()
+            .map(|c| c.container_id),
         Some("c1".to_owned()),
         "the rewritten state still holds its claims"
     );

@@ -166,7 +166,10 @@ fn drop_cni_ifname_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentStat
         Ok(()) => log_debug!("took {cni_ifname} off {} in the pod", state.pod_ifname),
         // Not there (never given, already gone, or the NIC is not in this netns).
         Err(e) if is_not_found(&e) || is_invalid(&e) => {
-            log_debug!("{} in the pod answers to no {cni_ifname} ({e})", state.pod_ifname)
+            log_debug!(
+                "{} in the pod answers to no {cni_ifname} ({e})",
+                state.pod_ifname
+            )
         }
         Err(e) => log_info!(
             "could not take {cni_ifname} off {} in the pod: {e}",
@@ -342,12 +345,13 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
         // The name host-device would have given it back: its alias.
         let home_name = state.staging_name.as_deref().unwrap_or(&state.host.name);
-        names::move_to_host(pod, host, host_ns, &link, pod_only_name(state), home_name)
-            .map_err(|e| {
+        names::move_to_host(pod, host, host_ns, &link, pod_only_name(state), home_name).map_err(
+            |e| {
                 // Told with the names it has now, after what was shed in the pod.
                 let now = pod.link_by_index(link.index).ok().flatten();
                 moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(&link), e)
-            })?;
+            },
+        )?;
         Ok(true)
     })
 }
@@ -509,9 +513,22 @@ mod tests {
         a.give_back().unwrap();
 
         a.assert_restored();
-        assert!(a.kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
-        let other = a.kernel.link(HOST, "enp2s0").expect("the other NIC is home");
-        assert_eq!(other.link.altnames, ["net1"], "its net1 is its DEL's to drop");
+        assert!(a
+            .kernel
+            .link(HOST, "enp1s0")
+            .unwrap()
+            .link
+            .altnames
+            .is_empty());
+        let other = a
+            .kernel
+            .link(HOST, "enp2s0")
+            .expect("the other NIC is home");
+        assert_eq!(
+            other.link.altnames,
+            ["net1"],
+            "its net1 is its DEL's to drop"
+        );
     }
 
     #[test]
@@ -523,7 +540,9 @@ mod tests {
             .in_netns_for_tests(POD)
             .add_altname("enp1s0", "db0")
             .unwrap();
-        let other = a.kernel.add_link(HOST, "db0", "02:00:00:00:00:02", &[], &[]);
+        let other = a
+            .kernel
+            .add_link(HOST, "db0", "02:00:00:00:00:02", &[], &[]);
         let start = a.kernel.journal().len();
 
         a.give_back().unwrap();
@@ -546,7 +565,13 @@ mod tests {
             ]
         );
         a.assert_restored();
-        assert!(a.kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+        assert!(a
+            .kernel
+            .link(HOST, "enp1s0")
+            .unwrap()
+            .link
+            .altnames
+            .is_empty());
         assert_eq!(a.kernel.link(HOST, "db0").unwrap().link.index, other);
     }
 

@@ -104,7 +104,10 @@ fn a_nic_under_cni_ifname_leaves_that_name_in_the_pod_while_the_host_has_a_net1(
         ],
         "renamed in the pod, then moved"
     );
-    assert!(kernel.link(HOST, "net1").is_some(), "the other NIC is untouched");
+    assert!(
+        kernel.link(HOST, "net1").is_some(),
+        "the other NIC is untouched"
+    );
 }
 
 #[test]
@@ -123,7 +126,12 @@ fn a_nic_answering_to_cni_ifname_leaves_it_in_the_pod_before_the_move() {
     del(&sb, &kernel, json!({"device": "enp1s0"}));
 
     assert_back_on_the_host(&kernel, index);
-    assert!(kernel.link(HOST, "enp1s0").unwrap().link.altnames.is_empty());
+    assert!(kernel
+        .link(HOST, "enp1s0")
+        .unwrap()
+        .link
+        .altnames
+        .is_empty());
     assert_eq!(kernel.link(HOST, "enp2s0").unwrap().link.index, other);
     assert!(kernel
         .journal()

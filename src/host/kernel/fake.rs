@@ -276,7 +276,10 @@ impl World {
         };
         let alias = link.alias.clone().unwrap_or(link.name.clone());
         if let Some(taken) = self.taken_on_host(&alias, &link) {
-            self.record("host-device", format!("refused: {taken} is taken on the host"));
+            self.record(
+                "host-device",
+                format!("refused: {taken} is taken on the host"),
+            );
             return;
         }
         self.move_link(netns, HOST, link.index);
@@ -307,7 +310,10 @@ impl World {
             return;
         }
         let link = arrivals.remove(0);
-        self.record(HOST, format!("#{} {} arrives", link.link.index, link.link.name));
+        self.record(
+            HOST,
+            format!("#{} {} arrives", link.link.index, link.link.name),
+        );
         self.namespaces
             .borrow_mut()
             .get_mut(HOST)
@@ -388,7 +394,10 @@ impl World {
                 .find(ns, |l| l.index == index)
                 .ok_or_else(|| errno(nix::libc::ENODEV, "RTM_SETLINK"))?;
             if let Some(taken) = self.taken_on_host(&link.name, &link) {
-                self.record(ns, format!("refused #{index}: {taken} is taken on the host"));
+                self.record(
+                    ns,
+                    format!("refused #{index}: {taken} is taken on the host"),
+                );
                 return Err(errno(nix::libc::EEXIST, "RTM_SETLINK"));
             }
         }
@@ -533,7 +542,11 @@ impl Links for Bound {
             .ok_or_else(|| errno(nix::libc::ENODEV, link_name))?;
         if !link.altnames.iter().any(|a| a == altname) {
             let someone_elses = self.link_by_name(altname)?.is_some();
-            let e = if someone_elses { nix::libc::EINVAL } else { nix::libc::ENOENT };
+            let e = if someone_elses {
+                nix::libc::EINVAL
+            } else {
+                nix::libc::ENOENT
+            };
             return Err(errno(e, "remove altname"));
         }
         self.del_altname_quietly(link.index, altname)

@@ -549,8 +549,14 @@ mod tests {
             Some(nix::libc::EINVAL),
             "another link's name stays where it is"
         );
-        assert_eq!(errno(pod.del_altname_of("a0", "net8")), Some(nix::libc::ENOENT));
-        assert_eq!(errno(pod.del_altname_of("c0", "net9")), Some(nix::libc::ENODEV));
+        assert_eq!(
+            errno(pod.del_altname_of("a0", "net8")),
+            Some(nix::libc::ENOENT)
+        );
+        assert_eq!(
+            errno(pod.del_altname_of("c0", "net9")),
+            Some(nix::libc::ENODEV)
+        );
         assert!(pod.link_by_name("net9").unwrap().is_some());
         pod.del_altname_of("a0", "net9").unwrap();
         assert_eq!(pod.link_by_name("net9").unwrap(), None);
