@@ -6,38 +6,6 @@
 load helpers
 
 N_NICS=6
-BG_PIDS=()
-
-# plugin_bg <outfile> <CMD> <cid> <netns> <ifname> <config>: the plugin in the
-# background, exit status appended to <outfile>.status.
-plugin_bg() {
-    local out=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
-    local -a envs
-    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
-    printf '%s' "$config" >"$out.conf"
-    (
-        set +e # bats runs with errexit; a failing plugin must still record its status
-        timeout 60 nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" \
-            "$PLUGIN" <"$out.conf" >"$out.stdout" 2>"$out.stderr"
-        echo $? >"$out.status"
-    ) 3>&- &
-    BG_PIDS+=($!)
-}
-
-# Waits for the plugin_bg runs only (a bare `wait` would also wait for bats' own helpers).
-wait_bg() {
-    local pid
-    for pid in "${BG_PIDS[@]}"; do
-        wait "$pid" || true
-    done
-    BG_PIDS=()
-}
-
-# assert_bg_ok <outfile>: exited 0 (stdout shown on failure)
-assert_bg_ok() {
-    [[ $(cat "$1.status") == 0 ]] ||
-        die "$1 exited $(cat "$1.status"): stdout $(cat "$1.stdout") stderr $(cat "$1.stderr")"
-}
 
 make_many() {
     local i

@@ -440,6 +440,75 @@ cni_env() {
     _cni_env_out+=(CNI_ARGS="${PLUGIN_CNI_ARGS-$(multus_cni_args "$cid")}")
 }
 
+# plugin_bg <outfile> <CMD> <cid> <netns> <ifname> <config> [VAR=value...]: the
+#   plugin in the background (in the host ns, the runtime's environment of
+#   cni_env plus the extra variables given), its stdout, stderr and exit status
+#   in <outfile>.stdout, .stderr and .status. wait_bg waits for every run
+#   started so; assert_bg_ok checks one; between bg_hold and bg_release they
+#   start together.
+BG_PIDS=()
+plugin_bg() {
+    local out=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
+    shift 6
+    local -a envs
+    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
+    printf '%s' "$config" >"$out.conf"
+    rm -f "$out.status"
+    (
+        set +e # bats runs with errexit; a failing plugin must still record its status
+        if [[ -n ${BG_START:-} ]]; then
+            exec {BG_START_FD}>&-
+            flock -s -w 30 "$BG_START" true
+        fi
+        timeout 60 nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" "$@" \
+            "$PLUGIN" <"$out.conf" >"$out.stdout" 2>"$out.stderr"
+        echo $? >"$out.status"
+    ) 3>&- &
+    BG_PIDS+=($!)
+}
+
+# bg_hold: the plugin_bg runs started from now on wait at a start line (a lock
+# held here) until bg_release lets them all go at once, so they really run at
+# the same moment instead of one spawn after the other.
+bg_hold() {
+    BG_START=$WORKDIR/bg-start
+    : >"$BG_START"
+    exec {BG_START_FD}>>"$BG_START"
+    flock -x "$BG_START_FD"
+}
+
+bg_release() {
+    flock -u "$BG_START_FD"
+    exec {BG_START_FD}>&-
+    BG_START=
+}
+
+# Waits for the plugin_bg runs only (a bare `wait` would also wait for bats' own helpers).
+wait_bg() {
+    local pid
+    for pid in "${BG_PIDS[@]}"; do
+        wait "$pid" || true
+    done
+    BG_PIDS=()
+}
+
+# assert_bg_ok <outfile>: exited 0 (stdout and stderr shown on failure)
+assert_bg_ok() {
+    [[ $(cat "$1.status" 2>/dev/null) == 0 ]] ||
+        die "$1 exited $(cat "$1.status" 2>/dev/null): stdout $(cat "$1.stdout") stderr $(cat "$1.stderr")"
+}
+
+# wait_for_file <path> [seconds, default 20]: until <path> exists (a paused run's
+# <point>.reached), else the test fails.
+wait_for_file() {
+    local path=$1 tries=$((${2:-20} * 50))
+    while ((tries-- > 0)); do
+        [[ -e $path ]] && return 0
+        sleep 0.02
+    done
+    die "$path did not appear"
+}
+
 # run_bare_plugin <binary> <CMD> <cid> <netns> <ifname> <config-json>: same
 # environment, for the reference plugins (comparison tests).
 run_bare_plugin() {
