@@ -180,7 +180,7 @@ fn drop_cni_ifname_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentStat
 
 /// EINVAL: for an alternative name's removal, the name is another link's.
 fn is_invalid(e: &Error) -> bool {
-    matches!(e, Error::Netlink { errno: Some(n), .. } if *n == nix::libc::EINVAL)
+    e.errno() == Some(nix::libc::EINVAL)
 }
 
 /// Brings the RDMA devices of an exclusive-mode attachment back from `pod_ns`. Best effort:
