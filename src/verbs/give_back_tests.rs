@@ -1,0 +1,281 @@
+//! Giving a NIC back, against the fake kernel: where it is found, in what order things are
+//! done, and which names it sheds on the way.
+
+use super::*;
+use crate::host::kernel::fake::{FakeKernel, HOST};
+use crate::host::netlink::LinkChange;
+use crate::verbs::testing::{address, attachment, Sandbox};
+use serde_json::json;
+
+const POD: &str = "/pod";
+const MAC: &str = "02:00:00:00:00:01";
+
+/// A NIC `enp1s0` (192.0.2.10/24) as ADD captured it, the attachment's state saved, and
+/// the NIC where `place` puts it.
+struct Attached {
+    sb: Sandbox,
+    kernel: FakeKernel,
+    index: i32,
+    store: StateStore,
+    state: AttachmentState,
+}
+
+fn attached(pod_ifname: &str, place: impl FnOnce(&FakeKernel, i32)) -> Attached {
+    let sb = Sandbox::new();
+    let kernel = FakeKernel::new(sb.path());
+    kernel.add_netns(POD);
+    let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], &[]);
+    let link = kernel.link(HOST, "enp1s0").unwrap().link;
+    let state = attachment(&link, &[address("192.0.2.10/24")], POD, pod_ifname);
+    let store = StateStore::open(&sb.state_dir()).unwrap();
+    store.save(&state).unwrap();
+    place(&kernel, index);
+    Attached {
+        sb,
+        kernel,
+        index,
+        store,
+        state,
+    }
+}
+
+impl Attached {
+    fn give_back(&self) -> Result<()> {
+        let ctx = self.sb.context(POD, json!({}));
+        let delegate = Delegate::find_for_give_back("host-device", &ctx.env.path);
+        give_back(
+            &self.kernel,
+            &ctx,
+            delegate.as_ref(),
+            &self.store,
+            &self.state,
+        )
+    }
+
+    fn assert_restored(&self) {
+        let nic = self
+            .kernel
+            .link(HOST, "enp1s0")
+            .expect("enp1s0 back on the host");
+        assert_eq!(nic.link.index, self.index);
+        assert!(nic.link.up, "enp1s0 is up again");
+        assert_eq!(nic.addresses, [address("192.0.2.10/24")]);
+        assert!(
+            self.kernel.links_in(POD).is_empty(),
+            "nothing left in the pod"
+        );
+        assert_eq!(self.store.attachments().unwrap(), vec![], "state removed");
+    }
+}
+
+fn rename(kernel: &FakeKernel, index: i32, name: &str) {
+    let change = LinkChange {
+        name: Some(name.into()),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &change).unwrap();
+}
+
+#[test]
+fn when_host_device_cannot_move_it_back_we_move_it_out_of_the_pod_ourselves() {
+    let a = attached("enp1s0", |k, i| k.move_link(i, HOST, POD));
+    a.sb.delegate("exit 0", r#"echo '{"code":999,"msg":"cannot"}'; exit 1"#);
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    assert_eq!(
+        a.kernel.journal(),
+        [
+            // One request in the pod, whatever the host looks like (here: it was
+            // never given net1).
+            format!("{POD}: altname enp1s0 -net1"),
+            format!("{POD}: set #{i} down"),
+            format!("{POD}: set #{i} netns=host"),
+            format!("host: set #{i} up"),
+            format!("host: add #{i} address 192.0.2.10/24"),
+        ],
+        "moved out while down, then restored on the host"
+    );
+    let calls: Vec<String> = a.sb.calls().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(calls, ["DEL"], "host-device was asked first");
+    a.assert_restored();
+}
+
+/// The NIC in the pod as host-device and ADD left it: `enp1s0`, alias `enp1s0`,
+/// answering to `net1`; host-device DEL moves it (through the fake kernel).
+fn in_the_pod_answering_to_net1() -> Attached {
+    let a = attached("enp1s0", |k, i| {
+        k.move_link(i, HOST, POD);
+        let pod = k.in_netns_for_tests(POD);
+        let alias = LinkChange {
+            alias: Some("enp1s0".into()),
+            ..LinkChange::default()
+        };
+        pod.set_link(i, &alias).unwrap();
+        pod.add_altname("enp1s0", "net1").unwrap();
+    });
+    a.sb.delegate_that_moves();
+    a.kernel.follow_host_device(&a.sb.moves_file());
+    a
+}
+
+fn journal_from(a: &Attached, start: usize) -> Vec<String> {
+    a.kernel.journal()[start..].to_vec()
+}
+
+#[test]
+fn cni_ifname_goes_inside_the_pod_before_host_device_moves_the_nic_though_the_host_has_none() {
+    let a = in_the_pod_answering_to_net1();
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let journal = journal_from(&a, start);
+    assert_eq!(
+        journal[..2],
+        [
+            format!("{POD}: altname enp1s0 -net1"),
+            format!("host-device: DEL {POD} enp1s0 enp1s0"),
+        ],
+        "no look at the host first: {journal:#?}"
+    );
+    a.assert_restored();
+    let nic = a.kernel.link(HOST, "enp1s0").unwrap();
+    assert!(nic.link.altnames.is_empty() && nic.link.alias.is_none());
+}
+
+#[test]
+fn a_nic_coming_home_with_net1_right_before_ours_does_not_stop_ours() {
+    let a = in_the_pod_answering_to_net1();
+    // Another pod's DEL brings its NIC home, answering to net1, at the very moment
+    // host-device moves ours: no check made before could have seen it.
+    a.kernel
+        .arrives_before_next_move("enp2s0", "02:00:00:00:00:02", &["net1"]);
+
+    a.give_back().unwrap();
+
+    a.assert_restored();
+    assert!(a
+        .kernel
+        .link(HOST, "enp1s0")
+        .unwrap()
+        .link
+        .altnames
+        .is_empty());
+    let other = a
+        .kernel
+        .link(HOST, "enp2s0")
+        .expect("the other NIC is home");
+    assert_eq!(
+        other.link.altnames,
+        ["net1"],
+        "its net1 is its DEL's to drop"
+    );
+}
+
+#[test]
+fn a_move_refused_for_a_name_the_host_has_sheds_it_in_the_pod_and_is_tried_once_more() {
+    let a = in_the_pod_answering_to_net1();
+    // The tenant gave the NIC another name in the pod, which the host has too: the
+    // kernel refuses host-device's move, and ours at first.
+    a.kernel
+        .in_netns_for_tests(POD)
+        .add_altname("enp1s0", "db0")
+        .unwrap();
+    let other = a
+        .kernel
+        .add_link(HOST, "db0", "02:00:00:00:00:02", &[], &[]);
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    let journal = journal_from(&a, start);
+    let from = journal
+        .iter()
+        .position(|l| l.starts_with("host-device: refused"))
+        .unwrap_or_else(|| panic!("host-device was not refused: {journal:#?}"));
+    assert_eq!(
+        journal[from..from + 6],
+        [
+            "host-device: refused: db0 is taken on the host".to_owned(),
+            format!("{POD}: set #{i} down"),
+            format!("{POD}: set #{i} netns=host"),
+            format!("{POD}: refused #{i}: db0 is taken on the host"),
+            format!("{POD}: altname #{i} -db0"),
+            format!("{POD}: set #{i} netns=host"),
+        ]
+    );
+    a.assert_restored();
+    assert!(a
+        .kernel
+        .link(HOST, "enp1s0")
+        .unwrap()
+        .link
+        .altnames
+        .is_empty());
+    assert_eq!(a.kernel.link(HOST, "db0").unwrap().link.index, other);
+}
+
+#[test]
+fn a_nic_back_under_its_pod_name_is_found_and_renamed_while_down() {
+    // host-device gave it back, but under the pod-side name.
+    let a = attached("net1", |k, i| rename(k, i, "net1"));
+    a.sb.delegate("exit 0", "exit 0");
+    let before = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    assert_eq!(
+        a.kernel.journal()[before..],
+        [
+            format!("host: set #{i} down"),
+            format!("host: set #{i} name=enp1s0 up"),
+            format!("host: add #{i} address 192.0.2.10/24"),
+        ]
+    );
+    a.assert_restored();
+}
+
+#[test]
+fn a_name_counts_only_with_the_captured_mac_and_the_host_name_is_tried_first() {
+    let a = attached("net1", |k, i| rename(k, i, "net1"));
+    // Somebody else's NIC now has our host name.
+    a.kernel
+        .add_link(HOST, "enp1s0", "02:00:00:00:00:99", &[], &[]);
+
+    let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+    assert_eq!((found.name.as_str(), found.index), ("net1", a.index));
+
+    let mut staged = a.state.clone();
+    staged.staging_name = Some("ahd7".into());
+    assert_eq!(candidate_names(&staged), ["enp1s0", "ahd7", "net1"]);
+}
+
+#[test]
+fn a_nic_found_by_mac_alone_is_ours_whatever_its_name() {
+    let a = attached("net1", |k, i| rename(k, i, "eth7"));
+    let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+    assert_eq!(found.index, a.index);
+    let mut no_mac = a.state.clone();
+    no_mac.host.mac = None;
+    assert_eq!(find_on_host(&a.kernel, &no_mac).unwrap(), None);
+}
+
+#[test]
+fn a_netns_the_kernel_no_longer_has_is_skipped_and_the_nic_restored_where_it_is() {
+    let a = attached("enp1s0", |k, _| k.remove_netns(POD));
+    a.sb.delegate("exit 0", "exit 0");
+
+    a.give_back().unwrap();
+
+    assert!(
+        a.sb.calls().is_empty(),
+        "no host-device DEL without a pod netns"
+    );
+    let nic = a.kernel.link(HOST, "enp1s0").unwrap();
+    assert!(nic.link.up && nic.addresses == [address("192.0.2.10/24")]);
+    assert_eq!(a.store.attachments().unwrap(), vec![]);
+}
