@@ -107,22 +107,6 @@ pub(super) fn state_file_name(container_id: &str, ifname: &str) -> String {
     format!("{container_id}-{ifname}.json")
 }
 
-/// The format of a state file as far as it can be read: the top-level `schema` of a file that
-/// parses, else the first `"schema":` of a damaged one (written first, so a cut file keeps
-/// it). `None`: no format to be read (absent means the format of every release so far).
-pub(super) fn format_of(bytes: &[u8]) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Format {
-        schema: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<Format>(bytes) {
-        Ok(format) => format.schema?.as_u64(),
-        Err(_) => {
-            super::salvage::salvage_value(&String::from_utf8_lossy(bytes), "schema")?.as_u64()
-        }
-    }
-}
-
 /// The identity fields of a state file, readable even from a newer schema.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,20 +140,6 @@ mod tests {
         s.pci_address = sample_state("c1", "net1").pci_address;
         s.host.name.clear();
         assert_eq!(s.claim_keys(), ["pci-0000:5e:00.1"], "no key for no name");
-    }
-
-    #[test]
-    fn the_format_is_read_from_whole_damaged_and_other_files() {
-        let whole = serde_json::to_vec(&sample_state("c1", "net1")).unwrap();
-        assert_eq!(format_of(&whole), Some(u64::from(SCHEMA_VERSION)));
-        assert_eq!(
-            format_of(br#"{"schema": 2, "containerId": "c1", "x": {}}"#),
-            Some(2)
-        );
-        assert_eq!(format_of(br#"{"schema": 2, "contai"#), Some(2), "cut");
-        assert_eq!(format_of(br#"{"containerId": "c1"}"#), None, "absent");
-        assert_eq!(format_of(br#"{"schema": "two"}"#), None, "not a number");
-        assert_eq!(format_of(b"\x00garbage"), None);
     }
 
     #[test]

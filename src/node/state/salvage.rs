@@ -1,6 +1,7 @@
 //! Best-effort salvage of a damaged state file, so that a DEL still gives the device back.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::record::{AttachmentState, PodRef, SCHEMA_VERSION};
 use crate::device_id::{MacAddress, PciAddress};
@@ -89,6 +90,20 @@ pub(super) fn host_name_of(bytes: &[u8]) -> Option<String> {
     salvage_string(host_part, "name")
 }
 
+/// The format of a state file as far as it can be read: the top-level `schema` of a file that
+/// parses, else the first `"schema":` of a damaged one (written first, so a cut file keeps
+/// it). `None`: no format to be read (absent means the format of every release so far).
+pub(super) fn format_of(bytes: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Format {
+        schema: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Format>(bytes) {
+        Ok(format) => format.schema?.as_u64(),
+        Err(_) => salvage_value(&String::from_utf8_lossy(bytes), "schema")?.as_u64(),
+    }
+}
+
 /// The JSON value after the first `"key":` in `text`, if it is complete.
 pub(super) fn salvage_value(text: &str, key: &str) -> Option<serde_json::Value> {
     let needle = format!("\"{key}\"");
@@ -130,6 +145,20 @@ fn salvage_addresses(host_part: &str) -> Vec<Address> {
 mod tests {
     use super::*;
     use crate::node::state::testing::sample_state;
+
+    #[test]
+    fn the_format_is_read_from_whole_damaged_and_other_files() {
+        let whole = serde_json::to_vec(&sample_state("c1", "net1")).unwrap();
+        assert_eq!(format_of(&whole), Some(u64::from(SCHEMA_VERSION)));
+        assert_eq!(
+            format_of(br#"{"schema": 2, "containerId": "c1", "x": {}}"#),
+            Some(2)
+        );
+        assert_eq!(format_of(br#"{"schema": 2, "contai"#), Some(2), "cut");
+        assert_eq!(format_of(br#"{"containerId": "c1"}"#), None, "absent");
+        assert_eq!(format_of(br#"{"schema": "two"}"#), None, "not a number");
+        assert_eq!(format_of(b"\x00garbage"), None);
+    }
 
     #[test]
     fn salvage_recovers_what_a_truncated_file_still_holds() {

@@ -12,7 +12,8 @@ use super::fs::{
     ensure_private_dir, inode_of, io_error, read_no_follow, remove_if_present, sync_dir,
     write_atomically,
 };
-use super::record::{format_of, state_file_name, AttachmentState, Ids, SCHEMA_VERSION};
+use super::record::{state_file_name, AttachmentState, Ids, SCHEMA_VERSION};
+use super::salvage::format_of;
 use super::{Error, Result};
 
 pub struct StateStore {
