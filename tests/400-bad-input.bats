@@ -136,6 +136,62 @@ with() {
     assert_nic_untouched
 }
 
+# expect_netns_rejected <CNI_NETNS> <message part>: ADD into <CNI_NETNS> is refused
+#   (4) at once, the NIC untouched, not renamed to CNI_IFNAME on the host.
+expect_netns_rejected() {
+    PLUGIN_TIMEOUT=10 run_plugin ADD "$CID" "$1" net1 "$(good)"
+    assert_cni_error 4
+    assert_msg_contains "invalid CNI_NETNS: $1 $2"
+    assert_nic_untouched
+    assert_no_link host net1
+}
+
+# The plugin's own network namespace: /proc/self/ns/net in the plugin is the host's.
+own_netns_message="is the network namespace amd-host-device runs in (the host's), not a pod's"
+
+@test "CNI_NETNS the plugin's own netns (/proc/self/ns/net, /proc/thread-self/ns/net) → 4, the NIC stays under its name" {
+    expect_netns_rejected /proc/self/ns/net "$own_netns_message"
+    expect_netns_rejected /proc/thread-self/ns/net "$own_netns_message"
+}
+
+@test "CNI_NETNS another name of the host's netns (its holder's /proc/<pid>/ns/net, a bind mount of it) → 4" {
+    expect_netns_rejected "/proc/$HOST_NS_PID/ns/net" "$own_netns_message"
+    touch "$WORKDIR/host-ns"
+    run_in_host_ns mount --bind "/proc/$HOST_NS_PID/ns/net" "$WORKDIR/host-ns" ||
+        die "cannot bind-mount the host netns"
+    expect_netns_rejected "$WORKDIR/host-ns" "$own_netns_message"
+}
+
+@test "CNI_NETNS a FIFO → 4 at once (never blocks); a regular file, a directory, a mount namespace → 4" {
+    mkfifo "$WORKDIR/fifo"
+    expect_netns_rejected "$WORKDIR/fifo" "is not a network namespace: a FIFO"
+    touch "$WORKDIR/left-behind"
+    expect_netns_rejected "$WORKDIR/left-behind" "is not a network namespace: a regular file"
+    expect_netns_rejected "$WORKDIR" "is not a network namespace: a directory"
+    expect_netns_rejected "/proc/$POD_NS_PID/ns/mnt" "is not a network namespace: a namespace of another kind"
+}
+
+@test "DEL with CNI_NETNS a FIFO or the host's netns: the NIC comes back from the recorded pod; a host link called CNI_IFNAME is left alone" {
+    local netns
+    mkfifo "$WORKDIR/fifo"
+    for netns in "$WORKDIR/fifo" /proc/self/ns/net; do
+        run_plugin ADD "$CID" "$POD_NETNS" net1 "$(good)"
+        assert_plugin_ok
+        # A bystander on the host under the pod-side name, which host-device DEL run in
+        # the host's netns would take for the NIC (set it down, move it).
+        run_in_host_ns ip link add net1 type veth peer name "b${TID}"
+        run_in_host_ns ip link set net1 up
+        PLUGIN_TIMEOUT=10 run_plugin DEL "$CID" "$netns" net1 "$(good)"
+        assert_plugin_ok_silent
+        assert_nic_untouched
+        assert_link_up host net1
+        run_in_host_ns ip link del net1
+        # Never added: nothing to do, at once.
+        PLUGIN_TIMEOUT=10 run_plugin DEL "other$TID" "$netns" net1 "$(good)"
+        assert_plugin_ok_silent
+    done
+}
+
 @test "non-existent deviceID 0000:99:00.0 → 100" {
     expect_rejected 100 "no PCI device 0000:99:00.0" ADD "$CID" net1 "$(with '.deviceID = "0000:99:00.0" | .pciBusID = "0000:99:00.0"')"
 }

@@ -151,9 +151,10 @@ EOF
     touch "$WORKDIR/not-a-netns"
     run_plugin ADD "$CID" "$WORKDIR/not-a-netns" net1 "$CONF"
     assert_cni_error 4
-    assert_json .msg "invalid CNI_NETNS: $WORKDIR/not-a-netns is not a network namespace"
+    assert_json .msg "invalid CNI_NETNS: $WORKDIR/not-a-netns is not a network namespace: a regular file (a namespace's mount point left behind after it was deleted?)"
     run_plugin ADD "$CID" "$WORKDIR/no-such-file" net1 "$CONF"
     assert_cni_error 4
+    assert_json .msg "invalid CNI_NETNS: $WORKDIR/no-such-file is not a network namespace: nothing is there"
     assert_nic_restored
 }
 

@@ -428,18 +428,16 @@ mod tests {
 
     #[test]
     fn moves_every_device_through_the_trait() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: entering a network namespace needs root");
+        let Some(pod) = crate::host::testing::ScratchNetns::new("rdma") else {
             return;
-        }
+        };
         let fake = FakeRdma {
             mode: Some(NetnsMode::Exclusive),
             moved: RefCell::new(Vec::new()),
         };
-        // Our own netns stands in for the pod's: the fake ignores the fd.
-        let me = Path::new("/proc/thread-self/ns/net");
-        move_into(&fake, &names(&["mlx5_0", "mlx5_1"]), me).unwrap();
-        move_back(&fake, &names(&["mlx5_0"]), me).unwrap();
+        // The fake ignores the fd: only the namespace's entry and exit are real.
+        move_into(&fake, &names(&["mlx5_0", "mlx5_1"]), &pod.path()).unwrap();
+        move_back(&fake, &names(&["mlx5_0"]), &pod.path()).unwrap();
         assert_eq!(*fake.moved.borrow(), names(&["mlx5_0", "mlx5_1", "mlx5_0"]));
         assert_eq!(fake.netns_mode().unwrap(), Some(NetnsMode::Exclusive));
     }

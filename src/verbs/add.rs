@@ -37,12 +37,9 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     admission::ensure_allocated_to_this_pod(ctx)?;
     let delegate = Delegate::find(&conf.delegate, &env.path)?;
     let pod_ns = Path::new(&env.netns);
-    if !kernel.netns_exists(pod_ns) {
-        return Err(Error::invalid_env(
-            "CNI_NETNS",
-            format!("{} is not a network namespace", env.netns),
-        ));
-    }
+    // Our own namespace would "move" the NIC nowhere and rename it on the host; a FIFO
+    // would hang the call: neither is a pod.
+    kernel.check_pod_netns(pod_ns)?;
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;
     ensure_new_attachment(ctx, &store)?;

@@ -583,3 +583,19 @@ fn a_live_owner_keeps_its_nic_when_kubelet_gave_it_to_a_third_pod() {
         "the owner's NIC was not touched"
     );
 }
+
+#[test]
+fn the_hosts_own_namespace_as_cni_netns_is_refused_before_anything_is_touched() {
+    let sb = Sandbox::new();
+    sb.delegate(RESULT, "exit 0");
+    let (kernel, index) = world(&sb, &[]);
+    let ctx = sb.context(HOST, json!({"device": "enp1s0"}));
+
+    let err = add(&ctx, &kernel).unwrap_err();
+
+    assert_eq!(err.code() as u32, 4, "{err}");
+    assert!(commands(&sb).is_empty(), "host-device ran");
+    assert!(kernel.journal().is_empty(), "{:?}", kernel.journal());
+    assert!(!sb.state_dir().exists(), "the state dir was created");
+    assert_eq!(kernel.link(HOST, "enp1s0").unwrap().link.index, index);
+}

@@ -404,6 +404,9 @@ impl Kernel for WithRdma<'_> {
     fn netns_exists(&self, netns: &Path) -> bool {
         self.0.netns_exists(netns)
     }
+    fn check_pod_netns(&self, netns: &Path) -> crate::error::Result<()> {
+        self.0.check_pod_netns(netns)
+    }
     fn host_netns_fd(&self) -> crate::error::Result<u32> {
         self.0.host_netns_fd()
     }

@@ -61,6 +61,10 @@ impl Kernel for NodeView<'_> {
         self.kernel.netns_exists(netns)
     }
 
+    fn check_pod_netns(&self, netns: &Path) -> Result<()> {
+        self.kernel.check_pod_netns(netns)
+    }
+
     fn host_netns_fd(&self) -> Result<u32> {
         Err(refused("open the host's netns to move a link into it"))
     }

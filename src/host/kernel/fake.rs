@@ -177,13 +177,9 @@ impl Kernel for FakeKernel {
     }
 
     fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>> {
+        // As the live kernel, never the host's own namespace under a pod's name.
+        self.check_pod_netns(netns)?;
         let ns = netns.to_string_lossy().into_owned();
-        if !self.world.namespaces.borrow().contains_key(&ns) {
-            return Err(Error::invalid_env(
-                "CNI_NETNS",
-                format!("{ns} is not a network namespace"),
-            ));
-        }
         Ok(Box::new(Bound {
             world: self.world.clone(),
             ns,
@@ -191,10 +187,18 @@ impl Kernel for FakeKernel {
     }
 
     fn netns_exists(&self, netns: &Path) -> bool {
-        self.world
-            .namespaces
-            .borrow()
-            .contains_key(netns.to_string_lossy().as_ref())
+        let ns = netns.to_string_lossy();
+        ns != HOST && self.world.namespaces.borrow().contains_key(ns.as_ref())
+    }
+
+    fn check_pod_netns(&self, netns: &Path) -> Result<()> {
+        if self.netns_exists(netns) {
+            return Ok(());
+        }
+        Err(Error::invalid_env(
+            "CNI_NETNS",
+            format!("{} is not a pod's network namespace", netns.display()),
+        ))
     }
 
     fn host_netns_fd(&self) -> Result<u32> {

@@ -28,8 +28,11 @@ pub trait Kernel {
     /// which keeps talking to it after the thread has come back to the host. One handle
     /// serves every request an operation makes of the pod.
     fn links_in(&self, netns: &Path) -> Result<Box<dyn Links>>;
-    /// Whether `netns` still names a live network namespace.
+    /// Whether `netns` still names a live pod network namespace (never the plugin's own).
     fn netns_exists(&self, netns: &Path) -> bool;
+    /// `netns` is a pod's network namespace ADD may move a NIC into: a network namespace,
+    /// not the plugin's own; else the runtime's error (code 4).
+    fn check_pod_netns(&self, netns: &Path) -> Result<()>;
     /// A descriptor of the host's namespace, for [`crate::host::netlink::LinkChange::netns_fd`].
     fn host_netns_fd(&self) -> Result<u32>;
     fn sysfs(&self) -> &Sysfs;
@@ -79,6 +82,10 @@ impl Kernel for LiveKernel {
 
     fn netns_exists(&self, netns: &Path) -> bool {
         netns::exists(netns)
+    }
+
+    fn check_pod_netns(&self, netns: &Path) -> Result<()> {
+        netns::open(netns).map(drop)
     }
 
     fn host_netns_fd(&self) -> Result<u32> {
