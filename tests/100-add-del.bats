@@ -209,3 +209,27 @@ $(diff <(echo "$before") <(echo "$after"))"
     assert_addrs host "b${TID}" 10.78.0.2/24 2001:db8:78::2/64
     assert_link_up host "b${TID}"
 }
+
+@test "a 300-character CNI_CONTAINERID: DEL of it never added exits 0; ADD and DEL work, its state file name fits in 255 bytes" {
+    standard_nic
+    local long file
+    long=$CID$(head -c $((300 - ${#CID})) /dev/zero | tr '\0' x)
+    (( ${#long} == 300 )) || die "the id is ${#long} characters, not 300"
+
+    run_plugin DEL "$long" "$POD_NETNS" net1 "$(multus_config)"
+    assert_plugin_ok_silent
+
+    run_plugin ADD "$long" "$POD_NETNS" net1 "$(multus_config)"
+    assert_plugin_ok
+    assert_addrs pod "$NIC" "$NIC_V4" "$NIC_V6"
+    file=$(find "$STATE_DIR" -maxdepth 1 -name '*.json' -printf '%f\n')
+    [[ -n $file && $file != *$'\n'* ]] || die "expected one state file, found: [$file]"
+    (( ${#file} <= 255 )) || die "the state file name is ${#file} bytes: $file"
+    [[ $file == "${long:0:128}+"*"-net1.json" ]] || die "the state file name keeps no readable prefix of the id: $file"
+    assert_json .containerId "$long" "$(cat "$STATE_DIR/$file")"
+
+    run_plugin DEL "$long" "$POD_NETNS" net1 "$(multus_config)"
+    assert_plugin_ok_silent
+    assert_nic_home
+    assert_no_state_left "after DEL of the long id"
+}

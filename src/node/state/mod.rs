@@ -2,7 +2,9 @@
 //! before anything moves, plus flock-based locks and device claims.
 //!
 //! Layout under the state dir (0700):
-//!   `<containerID>-<ifname>.json`   the captured host configuration (0600)
+//!   `<containerID>-<ifname>.json`   the captured host configuration (0600); an id too
+//!                                   long for a file name becomes `<prefix>+<FNV-1a 64>`
+//!                                   (`record::state_file_name`)
 //!   `claim-<device key>`            hard link to the state file that owns a device (a
 //!                                   second name, so no inode of its own to create or free)
 //!   `locks/attachments.lock`        one byte-range lock per attachment, all in one file

@@ -102,9 +102,37 @@ pub fn name_key(ifname: &str) -> String {
     format!("name-{ifname}")
 }
 
-/// `<containerID>-<ifname>.json`.
+/// The longest file name the kernel takes (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// How much of a container id too long for a file name stays readable in it.
+const READABLE_ID_PREFIX: usize = 128;
+
+/// `<containerID>-<ifname>.json`, as long as that fits in a file name (any container id up
+/// to 234 bytes: every id runtimes make, and every name earlier versions wrote). A longer
+/// id (the spec sets no limit) is cut to its first 128 bytes and its FNV-1a 64-bit hash,
+/// `<prefix>+<16 hex digits>-<ifname>.json`: a `+` is never part of a valid container id,
+/// so such a name never equals the plain name of another id. Two long ids with the same
+/// prefix and hash would share a name; `load` reads the ids inside the file, so one is never
+/// taken for the other.
 pub(super) fn state_file_name(container_id: &str, ifname: &str) -> String {
-    format!("{container_id}-{ifname}.json")
+    let plain = format!("{container_id}-{ifname}.json");
+    if plain.len() <= NAME_MAX {
+        return plain;
+    }
+    let mut cut = READABLE_ID_PREFIX.min(container_id.len());
+    while !container_id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = fnv1a_64(container_id.as_bytes());
+    format!("{}+{hash:016x}-{ifname}.json", &container_id[..cut])
+}
+
+/// FNV-1a, 64 bits: stable across versions and builds (the names it makes stay on disk
+/// through upgrades), and small enough to keep in the crate.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The identity fields of a state file, readable even from a newer schema.
@@ -153,5 +181,51 @@ mod tests {
             ("c-1", "net-1")
         );
         assert_eq!(sample_state("c-1", "net-1").file_name(), "c-1-net-1.json");
+    }
+
+    #[test]
+    fn fnv1a_64_is_the_published_function() {
+        // The reference test vectors of FNV-1a 64.
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn ids_that_fit_keep_the_names_earlier_versions_wrote() {
+        let sandbox = "a".repeat(64);
+        assert_eq!(
+            state_file_name(&sandbox, "net1"),
+            format!("{sandbox}-net1.json")
+        );
+        // The longest plain name: 255 bytes.
+        let longest = "b".repeat(255 - "-eth0.json".len());
+        assert_eq!(
+            state_file_name(&longest, "eth0"),
+            format!("{longest}-eth0.json")
+        );
+    }
+
+    #[test]
+    fn longer_ids_get_a_readable_prefix_and_a_hash_that_fits() {
+        let long = format!("{}x", "c".repeat(299));
+        let other = format!("{}y", "c".repeat(299));
+        let name = state_file_name(&long, "net1234567890ab");
+        assert!(name.len() <= 255, "{} bytes", name.len());
+        assert!(name.starts_with(&"c".repeat(128)), "{name}");
+        assert!(name.ends_with("-net1234567890ab.json"), "{name}");
+        assert_eq!(
+            name,
+            format!(
+                "{}+{:016x}-net1234567890ab.json",
+                "c".repeat(128),
+                fnv1a_64(long.as_bytes())
+            )
+        );
+        assert_ne!(name, state_file_name(&other, "net1234567890ab"));
+        assert_eq!(name, state_file_name(&long, "net1234567890ab"), "stable");
+        // One byte over the limit is enough to be hashed.
+        let over = "d".repeat(256 - "-eth0.json".len());
+        assert!(state_file_name(&over, "eth0").contains('+'));
     }
 }

@@ -74,7 +74,9 @@ impl StateStore {
         &self.dir
     }
 
-    /// `<dir>/<cid>-<ifname>.json`. Both parts were validated (no '/', no "..") by `cni::env`.
+    /// `<dir>/<cid>-<ifname>.json` (a container id too long for a file name is shortened,
+    /// see `record::state_file_name`). Both parts were validated (no '/', no "..") by
+    /// `cni::env`.
     pub fn path_of(&self, container_id: &str, ifname: &str) -> PathBuf {
         self.dir.join(state_file_name(container_id, ifname))
     }
@@ -252,6 +254,25 @@ mod tests {
             StateStore::open_existing(&file).err().unwrap().code() as u32,
             5
         );
+    }
+
+    #[test]
+    fn a_container_id_too_long_for_a_file_name_round_trips() {
+        let (_tmp, store) = empty_store();
+        let long = "f".repeat(300);
+        assert_eq!(store.load(&long, "net1").unwrap(), None, "never added");
+        let s = sample_state(&long, "net1");
+        store.save(&s).unwrap();
+        assert_eq!(store.load(&long, "net1").unwrap(), Some(s.clone()));
+        assert_eq!(
+            store.attachments().unwrap(),
+            [(long.clone(), "net1".to_owned())]
+        );
+        // Another long id with the same readable prefix is another attachment.
+        let other = format!("{}g", "f".repeat(299));
+        assert_eq!(store.load(&other, "net1").unwrap(), None);
+        store.remove(&s).unwrap();
+        assert_eq!(store.load(&long, "net1").unwrap(), None);
     }
 
     #[test]
