@@ -56,6 +56,20 @@ fake_delegate() {
     chmod +x "$WORKDIR/cni/$1"
 }
 
+# fake_ipam <name>: an IPAM plugin <name> in $WORKDIR/cni that records each
+# command it ran for in $WORKDIR/<name>-ran and gives 10.55.0.2/24 on ADD.
+fake_ipam() {
+    mkdir -p "$WORKDIR/cni"
+    {
+        echo '#!/bin/sh'
+        printf 'echo "$CNI_COMMAND" >>%q\n' "$WORKDIR/$1-ran"
+        echo 'cat >/dev/null'
+        echo '[ "$CNI_COMMAND" = ADD ] || exit 0'
+        echo "echo '{\"cniVersion\": \"0.3.1\", \"ips\": [{\"version\": \"4\", \"address\": \"10.55.0.2/24\"}]}'"
+    } >"$WORKDIR/cni/$1"
+    chmod +x "$WORKDIR/cni/$1"
+}
+
 # kvp_ipam <pool>: the user's IPAM block, kvp-ipoib-ipam reading <pool>.
 kvp_ipam() {
     jq -cn --arg pool "$1" '{type: "kvp-ipoib-ipam", poolFile: $pool}'
@@ -179,7 +193,8 @@ assert_file_exists() {
 
 @test "hostile: ipam.poolFile at a secret file, through amd-host-device → 7 before anything moves" {
     # amd-host-device checks kvp-ipoib-ipam's pool against the policy itself, before it
-    # captures anything or hands the ipam to host-device.
+    # captures anything or hands the ipam to host-device (on a node that lets NADs use it).
+    write_policy '{"ipamTypes": ["static", "kvp-ipoib-ipam"]}'
     kvp_setup
     CNI_PLUGIN_DIR=$KVP_CNI_DIR run_plugin ADD "$CID" "$POD_NETNS" net1 "$(nad ".ipam = $(kvp_ipam "$ETC/shadow")")"
     assert_cni_error 7
@@ -188,6 +203,48 @@ assert_file_exists() {
     assert_no_link pod "$NIC"
     [[ ! -e $STATE_DIR ]] || die "the state dir was created: $(ls -la "$STATE_DIR")"
     assert_no_leak
+}
+
+@test "hostile: an ipam type the policy does not list (a plugin next to host-device) → 7, it never runs" {
+    fake_ipam my-ipam
+    PLUGIN_CNI_PATH="$WORKDIR/cni:$CNI_PLUGIN_DIR" expect_hostile_refused 7 \
+        "\"ipam\" type \"my-ipam\" is not allowed by the node policy $POLICY_FILE (allowed: static)" \
+        "$(nad '.ipam = {"type": "my-ipam"}')" "$WORKDIR/my-ipam-ran"
+}
+
+@test "hostile: the reference IPAMs are not allowed by default (host-local, dhcp) → 7, host-local leaves no lease" {
+    expect_hostile_refused 7 '"ipam" type "host-local" is not allowed' \
+        "$(nad ".ipam = {type: \"host-local\", subnet: \"10.55.0.0/24\", dataDir: \"$WORKDIR/leases\"}")" "$WORKDIR/leases"
+    expect_hostile_refused 7 '"ipam" type "dhcp" is not allowed' "$(nad '.ipam = {"type": "dhcp"}')"
+}
+
+@test "hostile: an ipam type that is a path (../../../bin/sh) → 7" {
+    write_policy '{"ipamTypes": ["static", "host-local"]}'
+    expect_hostile_refused 7 '"ipam" type "../../../bin/sh" is not allowed' "$(nad '.ipam = {"type": "../../../bin/sh"}')"
+}
+
+@test "hostile: ipam.dataDir in /etc (host-local allowed) → 7, no lease dir there, in any spelling Go accepts" {
+    write_policy '{"ipamTypes": ["static", "host-local"]}'
+    local key
+    for key in dataDir DataDir DATADIR; do
+        expect_hostile_refused 7 "$(refused_key "ipam.$key")" \
+            "$(nad ".ipam = {type: \"host-local\", subnet: \"10.55.0.0/24\", \"$key\": \"$ETC/leases\"}")" "$ETC/leases"
+    done
+}
+
+@test "hostile: ipam.resolvConf at a secret file (host-local allowed) → 7, nothing read out" {
+    write_policy '{"ipamTypes": ["static", "host-local"]}'
+    # Were it let through, host-local's leases would go to its default dir: a private one.
+    private_var_lib
+    expect_hostile_refused 7 "$(refused_key ipam.resolvConf)" \
+        "$(nad ".ipam = {type: \"host-local\", subnet: \"10.55.0.0/24\", resolvConf: \"$ETC/shadow\"}")"
+    run_in_host_ns test ! -e /var/lib/cni/networks || die "host-local ran: $(run_in_host_ns ls -R /var/lib/cni/networks)"
+}
+
+@test "hostile: ipam.daemonSocketPath (dhcp allowed) → 7" {
+    write_policy '{"ipamTypes": ["static", "dhcp"]}'
+    expect_hostile_refused 7 "$(refused_key ipam.daemonSocketPath)" \
+        "$(nad ".ipam = {type: \"dhcp\", daemonSocketPath: \"$WORKDIR/evil.sock\"}")" "$WORKDIR/evil.sock"
 }
 
 ###########################################################################
@@ -212,7 +269,7 @@ assert_file_exists() {
 }
 
 @test "allowed: nadMayOverride kvpPoolFile, the NAD's pool gives the address (kvpPoolFile and ipam.poolFile)" {
-    allow_nad_keys kvpPoolFile
+    write_policy '{"nadMayOverride": ["logLevel", "podInterfaceName", "kvpPoolFile"], "ipamTypes": ["static", "kvp-ipoib-ipam"]}'
     kvp_setup
     make_pool "$POOL" "NUMPAIRS:1|${NIC_MAC_ADDR//:/}:172.16.9.9"
     allowed_add_del "$(nad ".addressSource = \"kvp\" | .kvpPoolFile = \"$POOL\"")" assert_addrs pod "$NIC" 172.16.9.9/16
@@ -243,4 +300,26 @@ assert_file_exists() {
     rm "$WORKDIR/my-dev-ran"
     PLUGIN_CNI_PATH="$WORKDIR/cni:$CNI_PLUGIN_DIR" allowed_add_del "$(nad '.delegate = "host-device"')" true
     [[ ! -e $WORKDIR/my-dev-ran ]] || die "my-dev ran for a NAD that named host-device"
+}
+
+@test "allowed: an ipam type the policy lists runs (ADD and DEL)" {
+    fake_ipam my-ipam
+    write_policy '{"ipamTypes": ["static", "my-ipam"]}'
+    PLUGIN_CNI_PATH="$WORKDIR/cni:$CNI_PLUGIN_DIR" allowed_add_del "$(nad '.ipam = {"type": "my-ipam"}')" \
+        assert_addrs pod "$NIC" 10.55.0.2/24
+    [[ $(cat "$WORKDIR/my-ipam-ran") == $'ADD\nDEL' ]] || die "my-ipam ran for: $(cat "$WORKDIR/my-ipam-ran")"
+}
+
+@test "allowed: nadMayOverride ipam.dataDir, host-local keeps its lease there and DEL releases it" {
+    write_policy '{"ipamTypes": ["static", "host-local"], "nadMayOverride": ["logLevel", "podInterfaceName", "ipam.dataDir"]}'
+    local config
+    config=$(nad ".ipam = {type: \"host-local\", subnet: \"10.55.0.0/24\", dataDir: \"$WORKDIR/leases\"}")
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    assert_addrs pod "$NIC" "$(jq -r '.ips[0].address' <<<"$output")"
+    [[ -n $(find "$WORKDIR/leases" -name '10.55.0.*') ]] || die "no lease in $WORKDIR/leases: $(ls -R "$WORKDIR/leases" 2>&1)"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_nic_home
+    [[ -z $(find "$WORKDIR/leases" -name '10.55.0.*') ]] || die "the lease was not released: $(ls -R "$WORKDIR/leases")"
 }

@@ -237,3 +237,59 @@ assert_add_check_refused() {
     done
     assert_no_state_left
 }
+
+# host_local_config: $NIC's config with host-local IPAM keeping its leases in
+# $WORKDIR/leases (an ipam.dataDir the node must allow).
+host_local_config() {
+    config_for "net-$TID" "$(jq -cn --arg pci "$PCI" --arg dir "$WORKDIR/leases" \
+        '{deviceID: $pci, pciBusID: $pci, ipam: {type: "host-local", subnet: "10.55.0.0/24", dataDir: $dir}}')"
+}
+
+# leases: host-local's lease files in $WORKDIR/leases.
+leases() {
+    find "$WORKDIR/leases" -name '10.55.0.*' 2>/dev/null
+}
+
+@test "policy tightened after ADD: DEL runs no IPAM whose type ipamTypes no longer lists, gives the NIC back (exit 0, logged); ADD is refused (7)" {
+    local config
+    config=$(host_local_config)
+    write_policy '{"ipamTypes": ["static", "host-local"], "nadMayOverride": ["logLevel", "podInterfaceName", "ipam.dataDir"]}'
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+    [[ -n $(leases) ]] || die "host-local kept no lease in $WORKDIR/leases"
+
+    write_policy # the node's admin takes host-local back
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_nic_home
+    assert_no_link pod "$NIC"
+    assert_no_state_left
+    grep -qF "DEL ignores a value of the network config and goes on as the node decides: \"ipam\" type \"host-local\" is not allowed by the node policy $POLICY_FILE" "$LOG_FILE" ||
+        die "the node's log does not say DEL ignored the IPAM: $(cat "$LOG_FILE")"
+    [[ -n $(leases) ]] || die "host-local ran on DEL although the node no longer allows it"
+
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_cni_error 7
+    assert_msg_contains "\"ipam\" type \"host-local\" is not allowed by the node policy $POLICY_FILE"
+    assert_nic_home
+    assert_no_link pod "$NIC"
+    assert_no_state_left "after the refused ADD"
+}
+
+@test "policy tightened after ADD: DEL leaves out an ipam.dataDir the policy no longer allows (host-local runs with its default), gives the NIC back (exit 0, logged)" {
+    local config
+    config=$(host_local_config)
+    write_policy '{"ipamTypes": ["static", "host-local"], "nadMayOverride": ["logLevel", "podInterfaceName", "ipam.dataDir"]}'
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok
+
+    write_policy '{"ipamTypes": ["static", "host-local"]}'
+    # host-local's default lease dir is under /var/lib: a private one.
+    private_var_lib
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$config"
+    assert_plugin_ok_silent
+    assert_nic_home
+    assert_no_state_left
+    assert_ignored_logged DEL ipam.dataDir
+    [[ -n $(leases) ]] || die "DEL ran host-local in the dataDir the node no longer allows"
+}

@@ -116,7 +116,7 @@ attach_nic() {
     run_doctor
     assert_exit 0
     [[ -z $stderr ]] || die "stderr: $stderr"
-    assert_check ok policy "$POLICY_FILE (uid 0, mode 0644): parsed" "NADs may override logLevel, podInterfaceName"
+    assert_check ok policy "$POLICY_FILE (uid 0, mode 0644): parsed" "NADs may override logLevel, podInterfaceName; delegates host-device; IPAM types static;"
     assert_check ok "plugin host-device" "$CNI_PLUGIN_DIR/host-device (supports" "1.0.0"
     assert_check ok "plugin static" "$CNI_PLUGIN_DIR/static (supports"
     assert_check ok state-dir "$STATE_DIR (uid 0, mode 0700)"

@@ -19,8 +19,9 @@ TWO_PAIRS="NUMPAIRS:2|00155D33FF0B:$IP_A|00155d33ff0c:$IP_B"
 setup() {
     basic_setup
     kvp_setup
-    # The node's pool is this test's: configs may name it, or leave it to the node.
-    write_policy "{\"kvpPoolFile\":\"$POOL\"}"
+    # The node's pool is this test's: configs may name it, or leave it to the node. The
+    # node's admin lets network configs use kvp-ipoib-ipam (ipamTypes).
+    write_policy "{\"kvpPoolFile\":\"$POOL\",\"ipamTypes\":[\"static\",\"kvp-ipoib-ipam\"]}"
 }
 
 # ipam_config <cniVersion> <extra ipam json>: what host-device hands its IPAM.
@@ -229,6 +230,23 @@ pod_link() {
     assert_no_link pod "$NIC"
     assert_link_up host "$NIC"
     assert_addrs host "$NIC" "$NIC_V4" "$NIC_V6"
+}
+
+@test "amd-host-device + kvp-ipoib-ipam on a node whose ipamTypes does not list it (the default) → 7, nothing moves" {
+    standard_nic
+    make_pool "$POOL" "NUMPAIRS:1|${NIC_MAC_ADDR//:/}:$IP_A"
+    write_policy "{\"kvpPoolFile\":\"$POOL\"}"
+    local config
+    config=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" '{deviceID: $pci, ipam: {type: "kvp-ipoib-ipam"}}')")
+    CNI_PLUGIN_DIR=$KVP_CNI_DIR run_plugin ADD "$CID" "$POD_NETNS" net1 "$config"
+    assert_refused_untouched 7 "\"ipam\" type \"kvp-ipoib-ipam\" is not allowed by the node policy $POLICY_FILE"
+    # addressSource needs no IPAM plugin, so no ipamTypes either
+    run_plugin ADD "$CID" "$POD_NETNS" net1 "$(config_for "net-$TID" "{\"deviceID\": \"$PCI\", \"addressSource\": \"kvp\"}")"
+    assert_plugin_ok
+    assert_addrs pod "$NIC" "$IP_A/16"
+    run_plugin DEL "$CID" "$POD_NETNS" net1 "$(config_for "net-$TID" "{\"deviceID\": \"$PCI\", \"addressSource\": \"kvp\"}")"
+    assert_plugin_ok_silent
+    assert_nic_home
 }
 
 @test "amd-host-device addressSource \"kvp\": the pod gets the KVP address instead of the captured ones; DEL restores them" {

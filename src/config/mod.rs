@@ -13,7 +13,7 @@ use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
 pub use crate::host::device::Selector;
 use crate::log::LogLevel;
-use crate::node::policy::NodePolicy;
+use crate::node::policy::{NodePolicy, IPAM_PATH_KEYS};
 
 #[cfg(test)]
 mod fuzz;
@@ -217,9 +217,7 @@ impl NetConf {
             }
         };
         let delegate = choose_delegate(raw.delegate, policy, refusals)?;
-        if let Some(ipam) = &mut ipam {
-            check_known_ipam(ipam, policy, refusals)?;
-        }
+        check_ipam(&mut ipam, policy, refusals)?;
         let device_info_file = check_device_info_file(raw.device_info_file, refusals)?;
         let address_source = parse_address_source(raw.address_source.as_deref())?;
         if ipam.is_some() && address_source != AddressSource::Interface {
@@ -312,9 +310,73 @@ fn choose_delegate(
     }
 }
 
-/// The user's IPAM runs with the same privileges as we do; for the one we ship, the pool it
-/// would read is the policy's to allow, checked here rather than after host-device moved
-/// the NIC. An ignored refusal points the IPAM at the node's pool.
+/// The user's IPAM runs as root with the `ipam` object we hand it, so what it is and what
+/// it names on the node are the policy's: its `type` must be one `ipamTypes` allows, a key
+/// naming a node path ([`IPAM_PATH_KEYS`]) one `nadMayOverride` lists, and the pool our own
+/// `kvp-ipoib-ipam` reads the node's. Checked here rather than after host-device moved the
+/// NIC. The reference plugins decode with Go's encoding/json, which matches a key to a
+/// field regardless of case (`DataDir`, `DATADIR`...), so keys are compared as it does.
+/// An ignored refusal (DEL, GC) leaves out what was refused: an IPAM of a type the policy
+/// does not list is not run, a path key is dropped (the IPAM's own default applies).
+fn check_ipam(
+    ipam: &mut Option<Value>,
+    policy: &NodePolicy,
+    refusals: &mut Refusals,
+) -> Result<()> {
+    let Some(Value::Object(keys)) = ipam.as_ref() else {
+        return Ok(());
+    };
+    // Which plugin first: whatever else the block says is that plugin's.
+    let mut type_refused = None;
+    for (key, value) in keys.iter().filter(|(k, _)| go_json_fold(k) == "type") {
+        let ipam_type = value
+            .as_str()
+            .ok_or_else(|| wrong_type(&format!("ipam.{key}"), "a string"))?;
+        if let Err(refused) = policy.check_ipam_type(ipam_type) {
+            type_refused = Some(refused);
+            break;
+        }
+    }
+    if let Some(refused) = type_refused {
+        refusals.refuse(refused)?;
+        *ipam = None;
+        return Ok(());
+    }
+    let refused_keys: Vec<String> = keys
+        .keys()
+        .filter(|key| {
+            let folded = go_json_fold(key);
+            IPAM_PATH_KEYS
+                .iter()
+                .find(|k| go_json_fold(k) == folded)
+                .is_some_and(|k| !policy.nad_may_override(&format!("ipam.{k}")))
+        })
+        .cloned()
+        .collect();
+    let Some(Value::Object(keys)) = ipam.as_mut() else {
+        return Ok(());
+    };
+    for key in refused_keys {
+        refusals.refuse(policy.refuses(&format!("ipam.{key}")))?;
+        keys.remove(&key);
+    }
+    match ipam {
+        Some(block) => check_known_ipam(block, policy, refusals),
+        None => Ok(()),
+    }
+}
+
+/// A key as Go's encoding/json matches it to a field: case folded, with the long s (`ſ`)
+/// taken for `s` and the Kelvin sign for `k`.
+fn go_json_fold(key: &str) -> String {
+    key.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// For the IPAM we ship, the pool it would read is the policy's to allow. An ignored
+/// refusal points the IPAM at the node's pool.
 fn check_known_ipam(ipam: &mut Value, policy: &NodePolicy, refusals: &mut Refusals) -> Result<()> {
     if ipam.get("type").and_then(Value::as_str) != Some("kvp-ipoib-ipam") {
         return Ok(());

@@ -296,27 +296,114 @@ fn the_policy_gives_the_node_keys_their_values() {
     assert!(!c.allow_default_route_device, "a NAD may keep the guard on");
 }
 
+/// Parsed on a node whose `ipamTypes` is `types` and whose `nadMayOverride` adds `keys`
+/// to the default ones.
+fn parse_with_ipam(types: &[&str], keys: &[&str], v: Value) -> Result<NetConf> {
+    let mut node = NodePolicy {
+        ipam_types: types.iter().map(|t| t.to_string()).collect(),
+        ..NodePolicy::default()
+    };
+    node.nad_may_override
+        .extend(keys.iter().map(|k| k.to_string()));
+    NetConf::parse(v.to_string().as_bytes(), &node)
+}
+
+fn with_ipam(ipam: Value) -> Value {
+    json!({"cniVersion": "1.0.0", "name": "n", "ipam": ipam})
+}
+
 #[test]
 fn kvp_ipoib_ipams_pool_is_the_policys_too() {
-    let nad = |pool: &str| {
-        json!({"cniVersion": "1.0.0", "name": "n",
-               "ipam": {"type": "kvp-ipoib-ipam", "poolFile": pool}})
-    };
-    let e = parse(nad("/etc/shadow")).unwrap_err();
+    let nad = |pool: &str| with_ipam(json!({"type": "kvp-ipoib-ipam", "poolFile": pool}));
+    let kvp_node = |v| parse_with_ipam(&["static", "kvp-ipoib-ipam", "host-local"], &[], v);
+    let e = kvp_node(nad("/etc/shadow")).unwrap_err();
     assert_eq!(e.code() as u32, 7);
     assert!(
         e.to_string().contains("\"ipam.poolFile\" may not be set"),
         "{e}"
     );
     assert!(
-        parse(nad(crate::node::kvp::DEFAULT_POOL)).is_ok(),
+        kvp_node(nad(crate::node::kvp::DEFAULT_POOL)).is_ok(),
         "the node's own pool"
     );
-    assert!(parse(nad("relative")).is_err());
+    assert!(kvp_node(nad("relative")).is_err());
     // Other IPAM plugins' keys are theirs.
-    let other = json!({"cniVersion": "1.0.0", "name": "n",
-                       "ipam": {"type": "host-local", "poolFile": "/etc/shadow"}});
-    assert!(parse(other).is_ok());
+    let other = with_ipam(json!({"type": "host-local", "poolFile": "/etc/shadow"}));
+    assert!(kvp_node(other).is_ok());
+}
+
+#[test]
+fn only_the_ipam_types_the_policy_lists_may_run() {
+    let static_ipam = with_ipam(json!({"type": "static", "addresses": []}));
+    assert!(parse(static_ipam.clone()).is_ok(), "static by default");
+    for refused in ["host-local", "kvp-ipoib-ipam", "dhcp", "../../bin/sh"] {
+        let e = parse(with_ipam(json!({"type": refused}))).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{refused}");
+        assert!(
+            e.to_string()
+                .contains(&format!("\"ipam\" type {refused:?} is not allowed"))
+                && e.to_string().contains("(allowed: static)")
+                && e.to_string()
+                    .contains(crate::node::policy::DEFAULT_POLICY_FILE),
+            "{e}"
+        );
+    }
+    let kvp = with_ipam(json!({"type": "kvp-ipoib-ipam"}));
+    assert!(parse_with_ipam(&["static", "kvp-ipoib-ipam"], &[], kvp).is_ok());
+    let e = parse_with_ipam(&[], &[], static_ipam).unwrap_err();
+    assert!(e.to_string().contains("(allowed: none)"), "{e}");
+    // Go matches "Type" to the field "type": every spelling of it is checked.
+    let spelled = with_ipam(json!({"type": "static", "TYPE": "host-local"}));
+    assert_eq!(parse(spelled).unwrap_err().code() as u32, 7);
+    let not_a_string = with_ipam(json!({"type": "static", "Type": 1}));
+    assert_eq!(parse(not_a_string).unwrap_err().code() as u32, 7);
+}
+
+#[test]
+fn ipam_keys_that_name_node_paths_need_the_policy_in_any_spelling() {
+    let host_local = |extra: Value| {
+        let mut ipam = json!({"type": "host-local", "subnet": "10.1.0.0/16"});
+        ipam.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        with_ipam(ipam)
+    };
+    let node = |keys: &[&str], v| parse_with_ipam(&["host-local", "dhcp"], keys, v);
+    assert!(node(&[], host_local(json!({}))).is_ok());
+    for (key, shown) in [
+        ("dataDir", "ipam.dataDir"),
+        ("resolvConf", "ipam.resolvConf"),
+        ("daemonSocketPath", "ipam.daemonSocketPath"),
+        ("DataDir", "ipam.DataDir"),
+        ("DATADIR", "ipam.DATADIR"),
+        // Go's encoding/json also takes the long s for "s" and the Kelvin sign for "k".
+        ("daemon\u{17f}ocketPath", "ipam.daemon\u{17f}ocketPath"),
+        ("daemonSoc\u{212a}etPath", "ipam.daemonSoc\u{212a}etPath"),
+        ("re\u{17f}olvConf", "ipam.re\u{17f}olvConf"),
+    ] {
+        let e = node(&[], host_local(json!({key: "/etc"}))).unwrap_err();
+        assert_eq!(e.code() as u32, 7, "{key}");
+        assert!(
+            e.to_string()
+                .contains(&format!("\"{shown}\" may not be set by a network config")),
+            "{e}"
+        );
+    }
+    assert!(node(
+        &["ipam.dataDir"],
+        host_local(json!({"DataDir": "/srv/leases"}))
+    )
+    .is_ok());
+    let still_refused = node(
+        &["ipam.dataDir"],
+        host_local(json!({"resolvConf": "/etc/x"})),
+    );
+    assert_eq!(still_refused.unwrap_err().code() as u32, 7);
+    assert!(node(
+        &["ipam.daemonSocketPath"],
+        with_ipam(json!({"type": "dhcp", "daemonSocketPath": "/run/cni/dhcp.sock"}))
+    )
+    .is_ok());
 }
 
 #[test]
@@ -349,9 +436,14 @@ fn a_device_info_file_outside_the_spec_directory_is_refused() {
     }
 }
 
-/// Parsed as DEL and GC parse: under the secure defaults, what was ignored.
+/// Parsed as DEL and GC parse: under the secure defaults (but for `kvp-ipoib-ipam`, which
+/// the node lets NADs use), what was ignored.
 fn parse_for_give_back(v: Value) -> Result<(NetConf, Vec<String>)> {
-    NetConf::parse_for_give_back(v.to_string().as_bytes(), &NodePolicy::default())
+    let node = NodePolicy {
+        ipam_types: vec!["static".into(), "kvp-ipoib-ipam".into()],
+        ..NodePolicy::default()
+    };
+    NetConf::parse_for_give_back(v.to_string().as_bytes(), &node)
 }
 
 #[test]
@@ -420,6 +512,42 @@ fn a_network_name_an_earlier_release_took_is_made_safe_for_a_give_back_and_refus
     assert_eq!(notes.len(), 1, "{notes:?}");
     let (c, _) = parse_for_give_back(json!({"cniVersion": "1.0.0", "name": "-n"})).unwrap();
     assert_eq!(c.name, "x-n");
+}
+
+#[test]
+fn a_give_back_runs_no_ipam_of_a_type_the_policy_refuses_and_drops_refused_path_keys() {
+    let host_local = with_ipam(json!({"type": "host-local", "subnet": "10.1.0.0/16"}));
+    let (c, notes) = parse_for_give_back(host_local.clone()).unwrap();
+    assert_eq!(c.ipam, None, "host-local is not run");
+    assert!(
+        notes.len() == 1 && notes[0].contains("\"ipam\" type \"host-local\" is not allowed"),
+        "{notes:?}"
+    );
+    let node = NodePolicy {
+        ipam_types: vec!["host-local".into()],
+        ..NodePolicy::default()
+    };
+    let paths = with_ipam(json!({"type": "host-local", "subnet": "10.1.0.0/16",
+        "DataDir": "/etc", "resolvConf": "/etc/shadow"}));
+    let (c, notes) = NetConf::parse_for_give_back(paths.to_string().as_bytes(), &node).unwrap();
+    assert_eq!(
+        c.ipam,
+        Some(json!({"type": "host-local", "subnet": "10.1.0.0/16"})),
+        "the refused keys are left out"
+    );
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("\"ipam.DataDir\"")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("\"ipam.resolvConf\"")),
+        "{notes:?}"
+    );
+    // ADD and CHECK still refuse both.
+    assert_eq!(parse(host_local).unwrap_err().code() as u32, 7);
+    let e = NetConf::parse(paths.to_string().as_bytes(), &node).unwrap_err();
+    assert_eq!(e.code() as u32, 7);
 }
 
 #[test]

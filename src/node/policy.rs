@@ -34,8 +34,9 @@ pub const DEFAULT_KUBELET_CHECKPOINT: &str =
     "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint";
 
 /// The NAD keys that touch the node, which a NAD may set only when the policy lists them in
-/// `nadMayOverride` (or to the value the node has anyway).
-pub const OVERRIDABLE_KEYS: [&str; 7] = [
+/// `nadMayOverride` (or to the value the node has anyway). The `ipam.` ones are keys of the
+/// NAD's `ipam` object (see [`IPAM_PATH_KEYS`]), which no node value stands in for.
+pub const OVERRIDABLE_KEYS: [&str; 10] = [
     "stateDir",
     "logFile",
     "logLevel",
@@ -43,7 +44,21 @@ pub const OVERRIDABLE_KEYS: [&str; 7] = [
     "podInterfaceName",
     "allowDefaultRouteDevice",
     "allowEnslavedDevice",
+    "ipam.dataDir",
+    "ipam.resolvConf",
+    "ipam.daemonSocketPath",
 ];
+
+/// Keys of an IPAM config that name a path on the node, in the IPAM plugins of the
+/// reference set: `host-local` keeps its leases under `dataDir` (and deletes files there on
+/// DEL) and reads `resolvConf`; `dhcp` talks to the daemon at `daemonSocketPath`. A NAD
+/// may set one only where `nadMayOverride` lists it as `ipam.<key>`. (`kvp-ipoib-ipam`'s
+/// `poolFile` is the node's `kvpPoolFile`.)
+pub const IPAM_PATH_KEYS: [&str; 3] = ["dataDir", "resolvConf", "daemonSocketPath"];
+
+/// The IPAM plugins a NAD may name when the policy does not say: `static`, which reads and
+/// writes nothing on the node.
+pub const DEFAULT_IPAM_TYPES: [&str; 1] = ["static"];
 
 /// What a NAD may override when the policy does not say: nothing that names a path or
 /// switches off a guard.
@@ -59,6 +74,8 @@ pub struct NodePolicy {
     pub kvp_pool_file: PathBuf,
     /// The plugins a NAD may name as `delegate`.
     pub delegates: Vec<String>,
+    /// The IPAM plugins a NAD's `ipam` may name as its `type`.
+    pub ipam_types: Vec<String>,
     /// Whether the NIC carrying the host's default route may be moved at all.
     pub allow_default_route_device: bool,
     /// Whether a NIC the host uses (a bridge/bond/team/VRF port, or one with VLAN or
@@ -82,6 +99,7 @@ impl Default for NodePolicy {
             log_level: LogLevel::Info,
             kvp_pool_file: PathBuf::from(crate::node::kvp::DEFAULT_POOL),
             delegates: vec![DEFAULT_DELEGATE.to_owned()],
+            ipam_types: DEFAULT_IPAM_TYPES.map(str::to_owned).to_vec(),
             allow_default_route_device: false,
             allow_enslaved_device: false,
             allow_unverified_selection: false,
@@ -215,6 +233,23 @@ impl NodePolicy {
             self.delegates.join(", ")
         )))
     }
+
+    /// The IPAM plugin a NAD's `ipam` names, if the policy allows it.
+    pub fn check_ipam_type(&self, ipam_type: &str) -> Result<()> {
+        if self.ipam_types.iter().any(|t| t == ipam_type) {
+            return Ok(());
+        }
+        let allowed = match self.ipam_types.as_slice() {
+            [] => "none".to_owned(),
+            list => list.join(", "),
+        };
+        Err(Error::InvalidConfig(format!(
+            "\"ipam\" type {ipam_type:?} is not allowed by the node policy {} (allowed: \
+             {allowed}); the node's admin lists the IPAM plugins a network config may use \
+             in \"ipamTypes\"",
+            self.source.display(),
+        )))
+    }
 }
 
 /// Only a regular file that only root can change is trusted to decide for the node.
@@ -240,12 +275,13 @@ fn trusted_file(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
 type Parsed<T> = std::result::Result<T, String>;
 
 fn from_object(path: &Path, obj: &Map<String, Value>) -> Parsed<NodePolicy> {
-    const KEYS: [&str; 11] = [
+    const KEYS: [&str; 12] = [
         "stateDir",
         "logFile",
         "logLevel",
         "kvpPoolFile",
         "delegates",
+        "ipamTypes",
         "allowDefaultRouteDevice",
         "allowEnslavedDevice",
         "allowUnverifiedSelection",
@@ -277,6 +313,7 @@ fn from_object(path: &Path, obj: &Map<String, Value>) -> Parsed<NodePolicy> {
             }
             list => list.unwrap_or(defaults.delegates),
         },
+        ipam_types: names_key(obj, "ipamTypes", &[])?.unwrap_or(defaults.ipam_types),
         allow_default_route_device: bool_key(obj, "allowDefaultRouteDevice")?.unwrap_or(false),
         allow_enslaved_device: bool_key(obj, "allowEnslavedDevice")?.unwrap_or(false),
         allow_unverified_selection: bool_key(obj, "allowUnverifiedSelection")?.unwrap_or(false),
@@ -375,6 +412,7 @@ mod tests {
         let p = NodePolicy::load_from(&tmp.path().join("none.json")).unwrap();
         assert_eq!(p.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(p.delegates, ["host-device"]);
+        assert_eq!(p.ipam_types, ["static"]);
         assert!(!p.allow_default_route_device && !p.allow_unverified_selection);
         assert!(p.nad_may_override("logLevel") && p.nad_may_override("podInterfaceName"));
         for key in [
@@ -382,6 +420,9 @@ mod tests {
             "logFile",
             "kvpPoolFile",
             "allowDefaultRouteDevice",
+            "ipam.dataDir",
+            "ipam.resolvConf",
+            "ipam.daemonSocketPath",
         ] {
             assert!(!p.nad_may_override(key), "{key}");
         }
@@ -394,6 +435,7 @@ mod tests {
             tmp.path(),
             r#"{"stateDir": "/s", "logFile": "/l.log", "logLevel": "debug",
                 "kvpPoolFile": "/k", "delegates": ["host-device", "my-dev"],
+                "ipamTypes": ["static", "kvp-ipoib-ipam"],
                 "allowDefaultRouteDevice": true, "allowUnverifiedSelection": true,
                 "kubeletCheckpoint": "/c", "nadMayOverride": ["stateDir"], "comment": "x"}"#,
             0o644,
@@ -408,6 +450,7 @@ mod tests {
             (Path::new("/s"), Some(Path::new("/l.log")), LogLevel::Debug)
         );
         assert_eq!(p.delegates, ["host-device", "my-dev"]);
+        assert_eq!(p.ipam_types, ["static", "kvp-ipoib-ipam"]);
         assert!(p.allow_default_route_device && p.allow_unverified_selection);
         assert_eq!(p.kubelet_checkpoint, PathBuf::from("/c"));
         assert!(p.nad_may_override("stateDir") && !p.nad_may_override("logLevel"));
@@ -433,6 +476,9 @@ mod tests {
             (r#"{"stateDri": "/x"}"#, "unknown key \"stateDri\""),
             (r#"{"stateDir": "x"}"#, "absolute path"),
             (r#"{"delegates": ["/bin/sh"]}"#, "not a plugin name"),
+            (r#"{"ipamTypes": ["../host-local"]}"#, "not a plugin name"),
+            (r#"{"ipamTypes": "static"}"#, "list of strings"),
+            (r#"{"nadMayOverride": ["ipam.subnet"]}"#, "not one of"),
             (r#"{"nadMayOverride": ["delegate"]}"#, "not one of"),
             (r#"{"allowUnverifiedSelection": "yes"}"#, "true or false"),
         ] {

@@ -85,13 +85,18 @@ pub(super) fn check(report: &mut Report, path: Result<&Path, &Error>) -> NodePol
 /// What the policy decides, in a few words.
 fn summary(p: &NodePolicy) -> String {
     let mut s = format!(
-        "NADs may override {}; delegates {}; stateDir {}",
+        "NADs may override {}; delegates {}; IPAM types {}; stateDir {}",
         if p.nad_may_override.is_empty() {
             "nothing".to_owned()
         } else {
             p.nad_may_override.join(", ")
         },
         p.delegates.join(", "),
+        if p.ipam_types.is_empty() {
+            "none".to_owned()
+        } else {
+            p.ipam_types.join(", ")
+        },
         p.state_dir.display()
     );
     for (allowed, key) in [
@@ -173,7 +178,8 @@ mod tests {
             c.detail
         );
         assert!(
-            c.detail.contains("NADs may override logLevel;"),
+            c.detail.contains("NADs may override logLevel;")
+                && c.detail.contains("; IPAM types static;"),
             "{}",
             c.detail
         );
