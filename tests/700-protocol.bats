@@ -27,7 +27,7 @@ add_with_version() {
     done
 }
 
-@test "CHECK fails (105) when an address is gone, the link is down, the MTU changed or a route is gone" {
+@test "CHECK fails (105) when an address of the result is gone, the link is down or is another MAC" {
     add_with_version 1.0.0
     run_in_pod_ns ip addr del "$NIC_V6" dev "$NIC"
     run_plugin CHECK "$CID" "$POD_NETNS" net1 "$CHECK_CONF"
@@ -35,22 +35,35 @@ add_with_version() {
     assert_json .msg "address $NIC_V6 is missing from $NIC in the pod"
     run_in_pod_ns ip addr add "$NIC_V6" dev "$NIC" nodad
 
-    run_in_pod_ns ip route del 10.99.0.0/16
+    run_in_pod_ns ip link set "$NIC" address 02:00:00:00:77:01
     run_plugin CHECK "$CID" "$POD_NETNS" net1 "$CHECK_CONF"
     assert_cni_error 105
-    assert_json .msg "route 10.99.0.0/16 is missing from $NIC in the pod"
-    run_in_pod_ns ip route add 10.99.0.0/16 via 10.77.0.1 dev "$NIC"
-
-    run_in_pod_ns ip link set "$NIC" mtu 1300
-    run_plugin CHECK "$CID" "$POD_NETNS" net1 "$CHECK_CONF"
-    assert_cni_error 105
-    [[ $output == *"MTU 1300"* ]] || die "MTU not named: $output"
-    run_in_pod_ns ip link set "$NIC" mtu 1500
+    assert_msg_contains "is not the device that was added (MAC 02:00:00:00:77:01 where the result says"
+    run_in_pod_ns ip link set "$NIC" address "$NIC_MAC_ADDR"
 
     run_in_pod_ns ip link set "$NIC" down
     run_plugin CHECK "$CID" "$POD_NETNS" net1 "$CHECK_CONF"
     assert_cni_error 105
     assert_json .msg "$NIC is down in the pod"
+}
+
+@test "CHECK judges the chain's result: another MTU, a moved route or an extra address is no failure; an MTU the result states must hold" {
+    add_with_version 1.1.0
+    # What a later plugin of the chain may do without rewriting the result.
+    run_in_pod_ns ip link set "$NIC" mtu 1300
+    run_in_pod_ns ip route del 10.99.0.0/16
+    run_in_pod_ns ip addr add 10.88.0.2/24 dev "$NIC"
+    run_plugin CHECK "$CID" "$POD_NETNS" net1 "$CHECK_CONF"
+    assert_plugin_ok_silent
+    # A later plugin that wrote the MTU into the result: it must be the link's.
+    local rewritten
+    rewritten=$(jq -c '.prevResult.interfaces[0].mtu = 1300' <<<"$CHECK_CONF")
+    run_plugin CHECK "$CID" "$POD_NETNS" net1 "$rewritten"
+    assert_plugin_ok_silent
+    run_in_pod_ns ip link set "$NIC" mtu 1280
+    run_plugin CHECK "$CID" "$POD_NETNS" net1 "$rewritten"
+    assert_cni_error 105
+    assert_json .msg "$NIC has MTU 1280 in the pod, the result says 1300"
 }
 
 @test "CHECK of a NIC that left the pod fails (105)" {
