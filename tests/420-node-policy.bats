@@ -214,10 +214,18 @@ assert_add_check_refused() {
 
 @test "a network name an earlier release took but the spec forbids: DEL gives the NIC back exactly (exit 0, logged), ADD and CHECK refuse it (7)" {
     local good bad
-    good=$(config_for "net-$TID" "$(jq -cn --arg pci "$PCI" '{cniVersion: "1.0.0", deviceID: $pci, pciBusID: $pci}')")
+    good=$(config_for "net_$TID" "$(jq -cn --arg pci "$PCI" '{cniVersion: "1.0.0", deviceID: $pci, pciBusID: $pci}')")
     bad=$(jq -c '.name = "old net \(.name)"' <<<"$good")
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$good"
     assert_plugin_ok
+
+    # GC under a name whose safe stand-in is this live network's real one releases nothing
+    local gc
+    gc=$(jq -c '.name = (.name | sub("_"; " ")) | .cniVersion = "1.1.0" | . + {"cni.dev/valid-attachments": []}' <<<"$good")
+    [[ $(jq -r .name <<<"$gc" | tr ' ' '_') == $(jq -r .name <<<"$good") ]] || die "bad fixture"
+    run_plugin GC "<unset>" "<unset>" "<unset>" "$gc"
+    assert_plugin_ok_silent
+    assert_link_exists pod "$NIC"
 
     run_plugin DEL "$CID" "$POD_NETNS" net1 "$bad"
     assert_plugin_ok_silent

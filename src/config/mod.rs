@@ -51,6 +51,9 @@ pub enum AddressSource {
 pub struct NetConf {
     pub cni_version: CniVersion,
     pub name: String,
+    /// The config's own name was one the spec forbids and `name` is a safe stand-in (DEL
+    /// and GC only): it may equal another, real network's name, so GC releases nothing.
+    pub name_made_safe: bool,
     pub selector: Selector,
     /// The user's own IPAM block, passed to the delegate untouched.
     pub ipam: Option<Value>,
@@ -191,11 +194,13 @@ impl NetConf {
             .name
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::InvalidConfig("\"name\" is required".into()))?;
-        let name = match validate_network_name(&name) {
-            Ok(()) => name,
+        let (name, name_made_safe) = match validate_network_name(&name) {
+            Ok(()) => (name, false),
             // An earlier release took names the spec forbids: DEL of such a pod must still
             // give its NIC back, under a name safe for logs and for host-device.
-            Err(e) => refusals.refuse(e).map(|()| spec_safe_network_name(&name))?,
+            Err(e) => refusals
+                .refuse(e)
+                .map(|()| (spec_safe_network_name(&name), true))?,
         };
         let selector = parse_selector(
             [
@@ -230,6 +235,7 @@ impl NetConf {
         Ok(NetConf {
             cni_version,
             name,
+            name_made_safe,
             selector,
             ipam,
             pod_interface_name: refusals.choose(

@@ -509,6 +509,7 @@ fn a_network_name_an_earlier_release_took_is_made_safe_for_a_give_back_and_refus
     assert!(parse(v.clone()).is_err());
     let (c, notes) = parse_for_give_back(v).unwrap();
     assert_eq!(c.name, "my_net_FAKE_LOG");
+    assert!(c.name_made_safe);
     assert_eq!(notes.len(), 1, "{notes:?}");
     let (c, _) = parse_for_give_back(json!({"cniVersion": "1.0.0", "name": "-n"})).unwrap();
     assert_eq!(c.name, "x-n");

@@ -12,6 +12,12 @@ use crate::{log_error, log_info};
 
 pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
     super::require_1_1("GC", ctx)?;
+    if ctx.conf.name_made_safe {
+        // The safe stand-in may be another network's real name: releasing "its" attachments
+        // could take NICs out of live pods. Each of this network's pods still has its DEL.
+        log_info!("GC of a network whose name the spec forbids releases nothing");
+        return Ok(());
+    }
     let valid = ctx.conf.valid_attachments.as_deref().unwrap_or_default();
     let store = StateStore::open(&ctx.conf.state_dir)?;
     let delegate = ctx.give_back_delegate();
