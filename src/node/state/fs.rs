@@ -40,19 +40,34 @@ pub(super) fn ensure_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Reads a file without following a symlink planted in its place; `None` if absent.
+/// The most a state, claim or mapping file is read: a state file is a few KiB, so anything
+/// larger was not written by us (and must not fill a plugin's memory).
+const MAX_READ_BYTES: u64 = 1 << 20;
+
+/// Reads a regular file without following a symlink planted in its place; `None` if absent.
+/// The open never blocks (a FIFO planted in the state dir would hang every verb and the
+/// admin commands in `open`), and anything but a regular file is an error.
 pub(super) fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(NO_FOLLOW)
+        .custom_flags(NO_FOLLOW | nix::libc::O_NONBLOCK)
         .open(path);
-    let mut file = match file {
+    let file = match file {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("open", path, e)),
     };
+    let is_regular = file.metadata().map_err(|e| io_error("stat", path, e))?.is_file();
+    if !is_regular {
+        return Err(io_error(
+            "read",
+            path,
+            std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
+    file.take(MAX_READ_BYTES)
+        .read_to_end(&mut bytes)
         .map_err(|e| io_error("read", path, e))?;
     Ok(Some(bytes))
 }
@@ -208,6 +223,9 @@ mod tests {
         fs::write(&target, b"x").unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(read_no_follow(&link).is_err());
+        let fifo = tmp.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_no_follow(&fifo).is_err(), "a FIFO is refused, not waited on");
         assert!(open_private(&link, false).is_err());
         assert!(inode_of(&link).is_none());
         let file = inode_of(&target).unwrap();
