@@ -4,10 +4,13 @@
 //! usual plugin directories, never this binary) and asked `VERSION`, which only reads.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde::Deserialize;
 
 use crate::cni::CniVersion;
@@ -102,6 +105,12 @@ fn check_plugin(report: &mut Report, name: &str, cni_path: &[String], missing: S
     }
 }
 
+/// How long a plugin's pipes may stay open after it exited (a child of its holding them).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// A VERSION answer is a few hundred bytes; more is not read.
+const MAX_ANSWER_BYTES: u64 = 64 << 10;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct VersionAnswer {
@@ -109,17 +118,24 @@ struct VersionAnswer {
 }
 
 /// The spec versions plugin `binary` says it supports (CNI_COMMAND=VERSION, which changes
-/// nothing).
+/// nothing). The whole exchange has one deadline: the plugin runs in a process group of its
+/// own, its output is read while it runs (a full pipe never stalls it), and at the deadline
+/// the group is killed, so neither the plugin nor a child it left holding its stdout can
+/// keep doctor (the DaemonSet's init container) waiting.
 fn ask_version(binary: &Path) -> Result<Vec<String>, String> {
     let mut child = Command::new(binary)
         .env_clear()
         .env("CNI_COMMAND", "VERSION")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run it: {e}"))?;
+    let deadline = Instant::now() + VERSION_TIMEOUT;
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
     let request = format!(
         r#"{{"cniVersion":"{}"}}"#,
         CniVersion::DELEGATE_MAX.as_str()
@@ -130,32 +146,64 @@ fn ask_version(binary: &Path) -> Result<Vec<String>, String> {
         .take()
         .expect("stdin is piped")
         .write_all(request.as_bytes());
-    let deadline = Instant::now() + VERSION_TIMEOUT;
+    let no_answer = || format!("no answer in {}s", VERSION_TIMEOUT.as_secs());
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
             Some(status) => break status,
             None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer in {}s", VERSION_TIMEOUT.as_secs()));
+                kill_group(&mut child);
+                return Err(no_answer());
             }
             None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
-    let mut stdout = Vec::new();
-    let mut stderr = String::new();
-    child.stdout.take().map(|mut o| o.read_to_end(&mut stdout));
-    child
-        .stderr
-        .take()
-        .map(|mut e| e.read_to_string(&mut stderr));
-    let text = String::from_utf8_lossy(&stdout);
+    // The plugin is done; a child it left behind may still hold its output open. Give
+    // the pipes a moment, then kill what is left of its group: that closes them.
+    let grace = Instant::now() + OUTPUT_GRACE;
+    let until = |end: Instant| end.min(deadline).saturating_duration_since(Instant::now());
+    let stdout = stdout.recv_timeout(until(grace)).or_else(|_| {
+        kill_group(&mut child);
+        stdout.recv_timeout(until(deadline))
+    });
+    let stderr = stderr.recv_timeout(until(grace)).or_else(|_| {
+        kill_group(&mut child);
+        stderr.recv_timeout(until(deadline))
+    });
+    let (Ok(stdout), Ok(stderr)) = (stdout, stderr) else {
+        return Err(no_answer());
+    };
+    let (text, stderr) = (
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr),
+    );
     if !status.success() {
         return Err(format!("{status}: {}", snippet(&text, &stderr)));
     }
     serde_json::from_slice::<VersionAnswer>(&stdout)
         .map(|a| a.supported_versions)
         .map_err(|e| format!("not a VERSION answer ({e}): {}", snippet(&text, &stderr)))
+}
+
+/// Everything `pipe` gives until its end, read on a thread of its own; the receiver gets it
+/// once the pipe is closed (an unread pipe then never blocks the writer).
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.by_ref().take(MAX_ANSWER_BYTES).read_to_end(&mut bytes);
+        }
+        let _ = sender.send(bytes);
+    });
+    receiver
+}
+
+/// Kills the plugin's whole process group (it leads it) and reaps the plugin.
+fn kill_group(child: &mut std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.wait();
 }
 
 fn snippet(stdout: &str, stderr: &str) -> String {
@@ -188,6 +236,24 @@ mod tests {
     }
 
     const ANSWER: &str = r#"cat >/dev/null; echo '{"cniVersion":"1.0.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0"]}'"#;
+
+    #[test]
+    fn a_child_left_holding_the_plugins_output_does_not_keep_doctor_waiting() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_plugin(
+            tmp.path(),
+            "doctor-test-lingering",
+            &format!("{ANSWER}; sleep 30 &"),
+        );
+        let started = Instant::now();
+        let versions = ask_version(&tmp.path().join("doctor-test-lingering")).unwrap();
+        assert!(versions.contains(&"1.0.0".to_string()), "{versions:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn a_plugin_is_found_where_the_plugin_looks_and_asked_its_versions() {

@@ -57,7 +57,10 @@ pub(super) fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("open", path, e)),
     };
-    let is_regular = file.metadata().map_err(|e| io_error("stat", path, e))?.is_file();
+    let is_regular = file
+        .metadata()
+        .map_err(|e| io_error("stat", path, e))?
+        .is_file();
     if !is_regular {
         return Err(io_error(
             "read",
@@ -225,7 +228,10 @@ mod tests {
         assert!(read_no_follow(&link).is_err());
         let fifo = tmp.path().join("fifo.json");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(read_no_follow(&fifo).is_err(), "a FIFO is refused, not waited on");
+        assert!(
+            read_no_follow(&fifo).is_err(),
+            "a FIFO is refused, not waited on"
+        );
         assert!(open_private(&link, false).is_err());
         assert!(inode_of(&link).is_none());
         let file = inode_of(&target).unwrap();
