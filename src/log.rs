@@ -100,20 +100,29 @@ pub fn write(level: LogLevel, args: fmt::Arguments<'_>) {
 }
 
 /// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`, ...), so it
-/// stays on one line and cannot carry terminal escapes.
+/// stays on one line and cannot carry terminal escapes; so are the Unicode line and
+/// paragraph separators and the bidirectional controls, with which a tenant's string could
+/// start a line of its own or make a log line read otherwise than it is stored.
 pub fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return text.to_owned();
     }
     let mut escaped = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             escaped.extend(c.escape_default());
         } else {
             escaped.push(c);
         }
     }
     escaped
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// Appends one line to the log file: created 0600 if missing, never through a symlink,
@@ -215,6 +224,11 @@ mod tests {
         assert!(!escape_controls("a\u{85}b\u{7f}")
             .chars()
             .any(char::is_control));
+        assert_eq!(
+            escape_controls("a\u{2028}b\u{2029}c\u{202e}d\u{2067}e"),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2067}e"
+        );
+        assert_eq!(escape_controls("ünïcode ✓"), "ünïcode ✓");
     }
 
     #[test]
