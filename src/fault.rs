@@ -7,9 +7,14 @@
 //!   (at most [`PAUSE_LIMIT`]), so a test can hold one call inside a window while another
 //!   call runs: interleavings become deterministic instead of lucky.
 //!
+//! A point's name starts with the flow that reaches it (`add-`, `del-`, `gc-`, ...). A step
+//! several flows share (the give-back, the restore of a NIC, the removal of a state) is a
+//! [`step`]: its point is named after the [`flow`] the caller entered, so `del-after-link`
+//! and `gc-after-link` are two points, each tested through its own verb.
+//!
 //! Without the feature (every deployable build) a point is nothing at all. The test suite
-//! finds every point by grepping the source for `fault::point("…")`; a point's name starts
-//! with the verb that reaches it (see docs/architecture.md, "Crash points").
+//! finds every point by grepping the source: the literal names of `point`, and every flow
+//! of `flow` with every step of `step` (see docs/architecture.md, "Crash points").
 
 /// Whether this binary has the fault points (`--version` says so, for the test suite).
 pub const BUILT_IN: bool = cfg!(feature = "test-faults");
@@ -43,7 +48,96 @@ fn pause(name: &str, dir: &std::path::Path) {
     }
 }
 
+/// The flow whose shared steps run while this guard lives; the flow it replaced comes back
+/// when it drops (a stale claim's repair or a rollback inside ADD).
+#[cfg(feature = "test-faults")]
+#[must_use = "the flow ends when the guard drops"]
+pub struct Flow {
+    previous: &'static str,
+}
+
+// Per thread: a verb runs on one thread (a netns is entered on it and left), and unit tests
+// running side by side keep their flows apart.
+#[cfg(feature = "test-faults")]
+thread_local! {
+    static FLOW: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+}
+
+/// Enters flow `name`: the shared steps reached until the guard drops are its points.
+#[cfg(feature = "test-faults")]
+pub fn flow(name: &'static str) -> Flow {
+    Flow {
+        previous: FLOW.replace(name),
+    }
+}
+
+#[cfg(feature = "test-faults")]
+impl Drop for Flow {
+    fn drop(&mut self) {
+        FLOW.set(self.previous);
+    }
+}
+
+/// A step shared by several flows: the point `<flow>-<name>` of the flow entered. Outside
+/// any flow (a unit test) it is no point at all.
+#[cfg(feature = "test-faults")]
+pub fn step(name: &str) {
+    let flow = FLOW.get();
+    if !flow.is_empty() {
+        point(&qualified(flow, name));
+    }
+}
+
+/// The name of the point of step `name` in `flow`.
+#[cfg(any(feature = "test-faults", test))]
+fn qualified(flow: &str, name: &str) -> String {
+    format!("{flow}-{name}")
+}
+
 /// Fault injection is not built in.
 #[cfg(not(feature = "test-faults"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Fault injection is not built in: no flow to enter.
+#[cfg(not(feature = "test-faults"))]
+pub struct Flow;
+
+/// Fault injection is not built in.
+#[cfg(not(feature = "test-faults"))]
+#[inline(always)]
+pub fn flow(_name: &'static str) -> Flow {
+    Flow
+}
+
+/// Fault injection is not built in.
+#[cfg(not(feature = "test-faults"))]
+#[inline(always)]
+pub fn step(_name: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_step_is_named_after_its_flow() {
+        assert_eq!(qualified("del", "after-link"), "del-after-link");
+        assert_eq!(
+            qualified("add-rollback", "before-forget"),
+            "add-rollback-before-forget"
+        );
+    }
+
+    #[cfg(feature = "test-faults")]
+    #[test]
+    fn a_nested_flow_gives_the_outer_one_back() {
+        let outer = flow("add-rollback");
+        {
+            let _inner = flow("stale");
+            assert_eq!(FLOW.get(), "stale");
+        }
+        assert_eq!(FLOW.get(), "add-rollback");
+        drop(outer);
+        assert_eq!(FLOW.get(), "");
+    }
+}

@@ -1,23 +1,11 @@
 #!/usr/bin/env bats
 # -*- bats -*-
 #
-# Never strand a NIC: DEL after the netns is gone, crashes at every point of ADD,
-# ADD failing half way, corrupt state, the default-route guard.
+# Never strand a NIC: DEL after the netns is gone, crashes at four points of ADD
+# (every crash point: 560-crash-everywhere.bats), ADD failing half way, corrupt
+# state, the default-route guard.
 
 load helpers
-
-# Like run_plugin, with extra environment (e.g. a fault point) and without the
-# timeout wrapper, whose exit status would hide a SIGKILL.
-run_plugin_env() {
-    local extra=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
-    local -a envs
-    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
-    printf '%s' "$config" >"$WORKDIR/config-env.json"
-    # shellcheck disable=SC2086
-    run --separate-stderr nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" $extra \
-        "$PLUGIN" <"$WORKDIR/config-env.json" 3>&-
-    echo "# run_plugin_env $extra $cmd: status $status stdout: $output stderr: $stderr"
-}
 
 @test "netns gone: DEL finds the NIC the kernel handed back as net1, DOWN, without IPs, and restores it" {
     rich_nic
@@ -90,19 +78,19 @@ crash_then_del() {
 }
 
 @test "crash before the state write: DEL restores (nothing had moved)" {
-    crash_then_del after-capture
+    crash_then_del add-after-capture
 }
 
 @test "crash right after the state write: DEL restores" {
-    crash_then_del after-state-write
+    crash_then_del add-after-state-write
 }
 
 @test "crash after host-device moved the NIC (fault point): DEL restores" {
-    crash_then_del after-delegate
+    crash_then_del add-after-delegate
 }
 
 @test "crash after everything but the result: DEL restores" {
-    crash_then_del before-result
+    crash_then_del add-before-result
 }
 
 @test "crash after host-device moved the NIC (a delegate that kills its parent): DEL restores" {

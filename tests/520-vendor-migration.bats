@@ -29,46 +29,6 @@ setup() {
     MAPPINGS_FILE=$STATE_DIR/$MAPPINGS
 }
 
-# vendor_attach <nic> <pod-side name> <netns> <addr>...: what the vendor's ADD
-# left behind: host-device moved <nic> into <netns> (pod or a netns path),
-# renamed it <pod-side name> and set its alias to the host name; the pod got
-# the addresses (no flags: the vendor used static IPAM) and the link is UP.
-vendor_attach() {
-    local nic=$1 pod_name=$2 ns=$3 pid a
-    shift 3
-    case $ns in
-    pod) pid=$POD_NS_PID ;;
-    *) pid=${ns#/proc/} && pid=${pid%%/*} ;;
-    esac
-    run_in_host_ns ip link set "$nic" netns "$pid" || die "vendor_attach: cannot move $nic"
-    if [[ $pod_name != "$nic" ]]; then
-        ns_exec "$ns" ip link set "$nic" name "$pod_name"
-    fi
-    ns_exec "$ns" ip link set dev "$pod_name" alias "$nic"
-    for a in "$@"; do
-        ns_exec "$ns" ip addr add "$a" dev "$pod_name" || die "vendor_attach: cannot add $a"
-    done
-    ns_exec "$ns" ip link set "$pod_name" up
-}
-
-# vendor_entry <host name> <state> [addr...]: one value of the vendor's file
-# (no addresses: null; an empty state is left out, as Go's omitempty does).
-vendor_entry() {
-    local name=$1 state=$2
-    shift 2
-    jq -cn --arg name "$name" --arg state "$state" '
-        {hostInterfaceName: $name,
-         hostInterfaceIPs: (if $ARGS.positional == [] then null else $ARGS.positional end)}
-        + (if $state == "" then {} else {state: $state} end)' --args "$@"
-}
-
-# write_mappings <json-object>: the vendor's file, as the vendor writes it.
-write_mappings() {
-    mkdir -p -m 0700 "$STATE_DIR"
-    jq --indent 2 . <<<"$1" >"$MAPPINGS_FILE" || die "write_mappings: bad json: $1"
-    chmod 0644 "$MAPPINGS_FILE"
-}
-
 # assert_mappings <json-object>: the vendor's file holds exactly these entries.
 assert_mappings() {
     [[ -f $MAPPINGS_FILE ]] || die "the vendor's file is gone; expected $1"

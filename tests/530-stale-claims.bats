@@ -191,15 +191,6 @@ late_del_changes_nothing() {
 }
 
 @test "kubelet allocates the NIC to the asking pod now: the claim of a pod whose netns still lives is repaired, the NIC moves over" {
-    # kubelet_allocates <pod-uid>: its checkpoint gives $PCI (amd.com/nic) to that pod
-    kubelet_allocates() {
-        mkdir -p "$(dirname "$KUBELET_CHECKPOINT")"
-        jq -n --arg uid "$1" --arg pci "$PCI" \
-            '{Data: {RegisteredDevices: {"amd.com/nic": [$pci]},
-                     PodDeviceEntries: [{PodUID: $uid, ContainerName: "c", ResourceName: "amd.com/nic",
-                                         DeviceIDs: {"0": [$pci]}, AllocResp: "CgA="}]},
-              Checksum: 1}' >"$KUBELET_CHECKPOINT"
-    }
     kubelet_allocates "uid-$CID"
     run_plugin ADD "$CID" "$POD_NETNS" net1 "$CONF"
     assert_plugin_ok

@@ -390,6 +390,61 @@ hand_back_to_host() {
     run_in_host_ns ip addr flush dev "$new_name"
 }
 
+# vendor_attach <nic> <pod-side name> <netns> <addr>...: what the vendor
+# plugin's ADD left behind: host-device moved <nic> into <netns> (pod or a
+# netns path), renamed it <pod-side name> and set its alias to the host name;
+# the pod got the addresses (no flags: the vendor used static IPAM) and the
+# link is UP.
+vendor_attach() {
+    local nic=$1 pod_name=$2 ns=$3 pid a
+    shift 3
+    case $ns in
+    pod) pid=$POD_NS_PID ;;
+    *) pid=${ns#/proc/} && pid=${pid%%/*} ;;
+    esac
+    run_in_host_ns ip link set "$nic" netns "$pid" || die "vendor_attach: cannot move $nic"
+    if [[ $pod_name != "$nic" ]]; then
+        ns_exec "$ns" ip link set "$nic" name "$pod_name"
+    fi
+    ns_exec "$ns" ip link set dev "$pod_name" alias "$nic"
+    for a in "$@"; do
+        ns_exec "$ns" ip addr add "$a" dev "$pod_name" || die "vendor_attach: cannot add $a"
+    done
+    ns_exec "$ns" ip link set "$pod_name" up
+}
+
+# vendor_entry <host name> <state> [addr...]: one value of the vendor's
+# ip-interface-mappings.json (no addresses: null; an empty state is left out,
+# as Go's omitempty does).
+vendor_entry() {
+    local name=$1 state=$2
+    shift 2
+    jq -cn --arg name "$name" --arg state "$state" '
+        {hostInterfaceName: $name,
+         hostInterfaceIPs: (if $ARGS.positional == [] then null else $ARGS.positional end)}
+        + (if $state == "" then {} else {state: $state} end)' --args "$@"
+}
+
+# write_mappings <json-object>: the vendor's file in $STATE_DIR, as the vendor
+# writes it (Go's MarshalIndent, two spaces, mode 0644).
+write_mappings() {
+    local file=$STATE_DIR/ip-interface-mappings.json
+    mkdir -p -m 0700 "$STATE_DIR"
+    jq --indent 2 . <<<"$1" >"$file" || die "write_mappings: bad json: $1"
+    chmod 0644 "$file"
+}
+
+# kubelet_allocates <pod-uid>: kubelet's device checkpoint ($KUBELET_CHECKPOINT)
+# gives $PCI (amd.com/nic) to that pod, and nothing else to anyone.
+kubelet_allocates() {
+    mkdir -p "$(dirname "$KUBELET_CHECKPOINT")"
+    jq -n --arg uid "$1" --arg pci "$PCI" \
+        '{Data: {RegisteredDevices: {"amd.com/nic": [$pci]},
+                 PodDeviceEntries: [{PodUID: $uid, ContainerName: "c", ResourceName: "amd.com/nic",
+                                     DeviceIDs: {"0": [$pci]}, AllocResp: "CgA="}]},
+          Checksum: 1}' >"$KUBELET_CHECKPOINT"
+}
+
 # Kills the pod's netns holder and waits until its netns is gone.
 kill_pod_netns() {
     kill -9 "$POD_NS_PID"
@@ -515,6 +570,21 @@ run_bare_plugin() {
     local bin=$1
     shift
     PLUGIN="$bin" run_plugin "$@"
+}
+
+# run_plugin_env <extra-env> <CMD> <cid> <netns> <ifname> <config>: run_plugin
+# with extra environment (e.g. AMD_HOST_DEVICE_TEST_FAULT=<point>, words split on
+# spaces) and without the timeout wrapper, whose exit status would hide a
+# SIGKILL (both are 137).
+run_plugin_env() {
+    local extra=$1 cmd=$2 cid=$3 netns=$4 ifname=$5 config=$6
+    local -a envs
+    cni_env envs "$cmd" "$cid" "$netns" "$ifname"
+    printf '%s' "$config" >"$WORKDIR/config-env.json"
+    # shellcheck disable=SC2086
+    run --separate-stderr nsenter -n -m -t "$HOST_NS_PID" env -i PATH="$PATH" "${envs[@]}" $extra \
+        "$PLUGIN" <"$WORKDIR/config-env.json" 3>&-
+    echo "# run_plugin_env $extra $cmd: status $status stdout: $output stderr: $stderr"
 }
 
 # add_del_ok <config>: ADD $CID into the pod as net1, then DEL it; both succeed.

@@ -5,6 +5,7 @@ use anyhow::bail;
 use crate::cni::{CniVersion, Environment};
 use crate::config::{is_valid_network_name, NetConf};
 use crate::error::{AttachmentFailure, Error, PartialFailure};
+use crate::fault;
 use crate::host::kernel::{Kernel, LiveKernel};
 use crate::log::{self, LogLevel};
 use crate::node::policy::NodePolicy;
@@ -36,11 +37,12 @@ pub(super) fn restore(o: &Options) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|t| matches(&t.state, target))
         .collect();
+    log::configure(LogLevel::Info, None, "restore".into());
+    let finished = finish_cut_short(&store);
     if chosen.is_empty() {
         eprintln!("amd-host-device: nothing to restore: no tracked attachment matches {target}");
-        return Ok(EXIT_NOTHING_MATCHED);
+        return finished.map(|()| EXIT_NOTHING_MATCHED);
     }
-    log::configure(LogLevel::Info, None, "restore".into());
     let kernel = LiveKernel::new();
     let mut failures = Vec::new();
     for Tracked { state, vendor } in chosen {
@@ -65,13 +67,21 @@ pub(super) fn restore(o: &Options) -> anyhow::Result<u8> {
         }
     }
     if failures.is_empty() {
-        return Ok(EXIT_OK);
+        return finished.map(|()| EXIT_OK);
     }
     Err(Error::Incomplete(PartialFailure {
         operation: "restore",
         failures,
     })
     .into())
+}
+
+/// Removes what a give-back cut short left behind (claims that name nobody), so that
+/// running `restore` again after a crash leaves nothing of the attachment.
+fn finish_cut_short(store: &StateStore) -> anyhow::Result<()> {
+    store
+        .remove_all_stale_claims()
+        .map_err(|e| anyhow::anyhow!("could not remove claims that name nobody: {e}"))
 }
 
 /// Gives back a NIC of the vendor plugin's that is on the host, and drops its entry. Its
@@ -94,6 +104,7 @@ fn restore_vendors(
         )));
     }
     let _device_lock = store.lock_device(&state.device_key())?;
+    let _flow = fault::flow("restore-vendor");
     let ctx = Context {
         env: Environment::default(),
         conf: restore_config(state, &o.policy()?)?,
@@ -132,6 +143,7 @@ fn restore_one(
     }
     let _lock = store.lock_attachment(&state.container_id, &state.ifname)?;
     let _device_lock = store.lock_device(&state.device_key())?;
+    let _flow = fault::flow("restore");
     let ctx = Context {
         env: Environment {
             container_id: state.container_id.clone(),

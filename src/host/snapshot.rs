@@ -137,11 +137,13 @@ impl HostInterface {
                 },
             )?;
         }
+        crate::fault::step("after-link");
         for a in &self.addresses {
             if let Err(e) = nl.add_address(current.index, a) {
                 problems.push(e.to_string());
             }
         }
+        crate::fault::step("after-addresses");
         if self.up {
             let refused = apply_routes(nl, current.index, &self.routes);
             problems.extend(refused.iter().map(Error::to_string));

@@ -74,13 +74,13 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
     // Read before the move: /sys/class/net only shows this netns.
     let rdma_devices = rdma::devices_of(kernel.sysfs().root(), pci.as_ref(), &captured.name);
     let mut state = attachment_state(ctx, pci, captured, naming, rdma_devices);
-    fault::point("after-capture");
+    fault::point("add-after-capture");
     // The delegate starts up while the state is made durable, but only gets its config (and
     // so can act) once the state is on disk; dropped on error, it is killed unfed.
     let started = delegate.start(Command::Add, &ctx.env, &state.pod_ifname)?;
     // Persist before anything moves: from here on a crash leaves what DEL needs.
     store.save(&state)?;
-    fault::point("after-state-write");
+    fault::point("add-after-state-write");
     log_info!(
         "captured {} as {}",
         state.host.summary(),
@@ -94,7 +94,7 @@ pub fn add(ctx: &Context, kernel: &dyn Kernel) -> Result<Value> {
             if let (Some(file), Some(pci)) = (&conf.device_info_file, &state.pci_address) {
                 device_info::publish(file, kernel.sysfs(), pci, &state.rdma_devices);
             }
-            fault::point("before-result");
+            fault::point("add-before-result");
             log_info!(
                 "attached {} to {} as {}",
                 state.host.name,
@@ -134,6 +134,7 @@ fn roll_back(
     why: &Error,
 ) {
     log_error!("ADD of {} failed: {why}; rolling back", state.host.name);
+    let _flow = fault::flow("add-rollback");
     if let Err(rollback) = give_back(kernel, ctx, Some(delegate), store, state) {
         log_error!(
             "rollback failed: {rollback}; state kept in {} for the runtime's DEL",
@@ -288,6 +289,7 @@ fn stage_on_host(
         store.save(state)
     })
     .map_err(staging_failed)?;
+    fault::point("add-after-staging-rename");
     Ok(())
 }
 
@@ -319,7 +321,7 @@ fn attach(
     let out = started
         .finish(&config)
         .map_err(|e| e.during(format!("moving {nic} into the pod")))?;
-    fault::point("after-delegate");
+    fault::point("add-after-delegate");
     let mut result = CniResult::parse(&out).map_err(|e| Error::Delegate {
         code: None,
         msg: format!(
@@ -331,6 +333,7 @@ fn attach(
     let mut name_in_result = state.pod_ifname.as_str();
     let already_its_own = host.altnames.contains(&ctx.env.ifname);
     if already_its_own || answer_to_cni_ifname(pod, &state.pod_ifname, &ctx.env.ifname) {
+        fault::point("add-after-altname");
         result.rename_interface(&state.pod_ifname, &ctx.env.ifname);
         name_in_result = &ctx.env.ifname;
     }
@@ -341,6 +344,7 @@ fn attach(
     if pod_addresses::captured_addresses_follow(conf, host) {
         if !host.routes.is_empty() {
             add_routes_in_pod(pod, &state.pod_ifname, host)?;
+            fault::point("add-after-routes");
             for r in &host.routes {
                 result.add_route(r.dst_cidr(), r.gateway.map(|g| g.to_string()));
             }
@@ -387,7 +391,9 @@ fn attach_rdma(kernel: &dyn Kernel, devices: &[String], pod_ns: &Path) -> Result
         }
         rdma::Plan::Move(devices) => {
             log_info!("RDMA: moving {} into the pod", devices.join(", "));
-            rdma::move_into(system, &devices, pod_ns)
+            rdma::move_into(system, &devices, pod_ns)?;
+            fault::point("add-after-rdma-move");
+            Ok(())
         }
     }
 }

@@ -47,6 +47,7 @@ impl Context {
             staging_name: None,
             rdma_devices: Vec::new(),
             userspace_driver: None,
+            adopted_vendor_entry: false,
             pod: PodRef {
                 namespace: env.arg("K8S_POD_NAMESPACE").map(str::to_owned),
                 name: env.arg("K8S_POD_NAME").map(str::to_owned),

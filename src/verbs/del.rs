@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::fault;
 use crate::host::kernel::Kernel;
 use crate::host::netlink::Links;
 use crate::log_error;
@@ -14,6 +15,7 @@ use crate::verbs::give_back::give_back;
 use crate::verbs::recovery::recover_without_state;
 
 pub fn del(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
+    let _flow = fault::flow("del");
     let (env, conf) = (&ctx.env, &ctx.conf);
     let store = StateStore::open(&conf.state_dir)?;
     let _attachment_lock = store.lock_attachment(&env.container_id, &env.ifname)?;

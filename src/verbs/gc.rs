@@ -3,6 +3,7 @@
 
 use crate::config::ValidAttachment;
 use crate::error::{AttachmentFailure, Error, PartialFailure};
+use crate::fault;
 use crate::host::delegate::Delegate;
 use crate::host::kernel::Kernel;
 use crate::node::state::StateStore;
@@ -18,6 +19,7 @@ pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
         log_info!("GC of a network whose name the spec forbids releases nothing");
         return Ok(());
     }
+    let _flow = fault::flow("gc");
     let valid = ctx.conf.valid_attachments.as_deref().unwrap_or_default();
     let store = StateStore::open(&ctx.conf.state_dir)?;
     let delegate = ctx.give_back_delegate();
@@ -42,6 +44,10 @@ pub fn gc(ctx: &Context, kernel: &dyn Kernel) -> Result<(), Error> {
                 error,
             });
         }
+    }
+    // A give-back cut short between a state and its claims left claims that name nobody.
+    if let Err(e) = store.remove_all_stale_claims() {
+        log_error!("GC could not remove claims that name nobody: {e}");
     }
     if failures.is_empty() {
         Ok(())

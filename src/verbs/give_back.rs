@@ -44,6 +44,7 @@ pub fn give_back(
         );
         return store.remove(state);
     }
+    drop_adopted_vendor_entry(store, state)?;
     let Some(link) = bring_to_host(kernel, ctx, delegate, state)? else {
         // Nowhere to be found: a virtual device destroyed with its netns, or hot-unplugged.
         log_error!(
@@ -54,7 +55,7 @@ pub fn give_back(
         return store.remove(state);
     };
     // The NIC is home but not restored yet: another DEL may run now.
-    fault::point("del-after-move-to-host");
+    fault::step("after-move-to-host");
     let host = kernel.host()?;
     // First, so that it holds net1 on the host no longer than it must.
     let mut problems: Vec<String> = drop_cni_ifname(host, &link, state).into_iter().collect();
@@ -68,7 +69,20 @@ pub fn give_back(
         log_error!("restoring {}: {p}", nic_of(state));
     }
     log_info!("restored {} (found as {})", state.host.summary(), link.name);
+    fault::step("before-forget");
     store.remove(state)
+}
+
+/// A state a DEL without state built from the vendor plugin's entry holds everything the
+/// entry said: the entry goes before the NIC moves, and a crash from here on leaves our
+/// state to finish from.
+fn drop_adopted_vendor_entry(store: &StateStore, state: &AttachmentState) -> Result<()> {
+    let (true, Some(pci)) = (state.adopted_vendor_entry, &state.pci_address) else {
+        return Ok(());
+    };
+    store.remove_vendor_entry(pci)?;
+    log_info!("removed the vendor plugin's entry for {pci}");
+    Ok(())
 }
 
 /// Gets the device onto the host: from each live pod netns in turn (host-device first, then
@@ -85,7 +99,7 @@ fn bring_to_host(
         detach_rdma(kernel, &state.rdma_devices, ns);
         drop_cni_ifname_in_pod(kernel, ns, state);
         // About to leave the pod: another NIC may come home first.
-        fault::point("del-before-move-to-host");
+        fault::step("before-move-to-host");
         if let Some(d) = delegate {
             if let Err(e) = delegate_del(ctx, d, ns, state) {
                 // Not fatal: the device may never have reached the pod, or be elsewhere already.

@@ -24,6 +24,7 @@ pub fn attach(
 ) -> Result<Value, Error> {
     let state = claim(ctx, pci, driver);
     store.save(&state)?;
+    crate::fault::point("add-passthrough-after-claim");
     log_info!("{pci} is bound to {driver}: claimed for the pod, nothing to move");
     let mut interface = Map::new();
     interface.insert("name".into(), Value::String(ctx.env.ifname.clone()));

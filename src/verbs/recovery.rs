@@ -12,29 +12,35 @@
 //!   host-device's alias is the NIC's host name (from the `device` selector, sysfs or the
 //!   vendor's entry). A name alone proves nothing; exactly one link must match, and none
 //!   may if the NIC is visibly on the host.
-//! - That link is moved out by its index and only that link (same index and MAC) is
-//!   restored: under its host name, with what it carried in the pod (its addresses and MTU
-//!   are the host's, host-device gave it the captured ones) except default routes, with
-//!   the vendor's addresses and up/down state where there is an entry.
+//! - What that link carries in the pod (its addresses and MTU are the host's, host-device
+//!   gave it the captured ones) except default routes, under its host name, with the
+//!   vendor's addresses and up/down state where there is an entry, becomes a state of ours,
+//!   found again by the link's MAC. It is written before anything moves, then the link is
+//!   moved out by its index and given back like any other attachment: a crash on the way
+//!   leaves that state for the next DEL.
 //! - A vendor NIC that is already on the host is restored from its entry only if it looks
 //!   the way the kernel hands a NIC back (down, without addresses): one the host has taken
 //!   back into use is left alone, and so is its entry.
+//! - A NIC another attachment of ours claims is left to it, unless that owner is provably
+//!   gone: then this attachment's ADD died repairing the claim, and this DEL finishes it.
 
 use std::path::Path;
 
 use crate::device_id::{MacAddress, PciAddress};
 use crate::error::Error;
+use crate::fault;
 use crate::host::device::Selector;
 use crate::host::kernel::Kernel;
 use crate::host::names;
 use crate::host::netlink::{Address, Link};
 use crate::host::snapshot::HostInterface;
 use crate::node::state::{
-    name_key, pci_key, AttachmentState, Claim, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
+    name_key, pci_key, AttachmentState, PodRef, StateStore, VendorEntry, SCHEMA_VERSION,
 };
 use crate::verbs::context::Context;
-use crate::verbs::give_back::drop_altname;
-use crate::verbs::nic_words::{moving_back_failed, nic};
+use crate::verbs::give_back::give_back;
+use crate::verbs::nic_words::{moving_back_failed, nic_of};
+use crate::verbs::stale_claims::{holder_after_repair, Holder};
 use crate::{log_error, log_info};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -74,17 +80,10 @@ impl Identity {
 /// Gives back the NIC of an attachment we have no state for, if it can be identified: from
 /// the pod by proof (with the vendor plugin's entry for its PCI address, if there is one),
 /// else a vendor NIC the kernel already handed back. Nothing found is not an error: DEL
-/// stays idempotent.
+/// stays idempotent. What is found becomes a state of ours, written before anything moves,
+/// and is given back like any other: a crash on the way leaves that state for the next DEL.
 pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateStore) -> Result<()> {
     let selector = &ctx.conf.selector;
-    if let Some(owner) = claimed_by_another(store, selector)? {
-        log_info!(
-            "no state for this attachment, and the NIC is attachment {}/{}'s now; nothing to do",
-            owner.container_id,
-            owner.ifname
-        );
-        return Ok(());
-    }
     if selector.require_some().is_err() {
         log_info!("no state for this attachment and no selector; nothing to do");
         return Ok(());
@@ -93,27 +92,67 @@ pub fn recover_without_state(ctx: &Context, kernel: &dyn Kernel, store: &StateSt
         log_error!("no state for this attachment, and not recovering what its config names: {e}");
         return Ok(());
     }
+    match holder(ctx, kernel, store, selector)? {
+        Holder::Nobody => {}
+        Holder::Repaired => return Ok(()),
+        Holder::Live(owner) | Holder::Releasing(owner) => {
+            log_info!(
+                "no state for this attachment, and the NIC is attachment {}/{}'s now; nothing to do",
+                owner.container_id,
+                owner.ifname
+            );
+            return Ok(());
+        }
+    }
     let vendor = selector
         .pci
         .as_ref()
         .and_then(|pci| vendor_entry(store, pci));
     let identity = identity_of(ctx, kernel, vendor.as_ref());
     let _device_lock = store.lock_device(&recovery_key(&identity))?;
+    // A removal cut short (a crash between a state and its claims) left claims that name
+    // nobody: this attachment's, or a gone owner's this attachment's ADD was repairing.
+    store.remove_stale_claims(&identity_keys(&identity))?;
     if let Some(found) = find_in_pod(ctx, kernel, &identity)? {
-        bring_back(ctx, kernel, &identity, vendor.as_ref(), found)?;
-    } else if let (Some(pci), Some(entry)) = (&identity.pci, &vendor) {
-        if !restore_handed_back(kernel, pci, entry)? {
-            return Ok(());
-        }
-    } else {
+        let state = recovered_state(ctx, &identity, vendor.as_ref(), &found);
+        return adopt(ctx, kernel, store, &state, Some(&found.link));
+    }
+    let (Some(pci), Some(entry)) = (&identity.pci, &vendor) else {
         log_info!("no state for this attachment and nothing of it in the pod; nothing to do");
         return Ok(());
+    };
+    match handed_back(kernel, pci)? {
+        Some(link) => adopt(
+            ctx,
+            kernel,
+            store,
+            &handed_back_state(ctx, pci, entry, &link),
+            None,
+        ),
+        None => Ok(()),
     }
-    if let (Some(pci), Some(_)) = (&selector.pci, &vendor) {
-        store.remove_vendor_entry(pci)?;
-        log_info!("removed the vendor plugin's entry for {pci}");
+}
+
+/// Who holds the selected NIC, once a claim whose owner is gone has been repaired (this
+/// attachment's ADD may have died repairing it).
+fn holder(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    selector: &Selector,
+) -> Result<Holder> {
+    let keys = selector
+        .pci
+        .iter()
+        .map(pci_key)
+        .chain(selector.device.iter().map(|d| name_key(d)));
+    for key in keys {
+        let holder = holder_after_repair(ctx, kernel, store, &key, &selector.describe())?;
+        if holder != Holder::Nobody {
+            return Ok(holder);
+        }
     }
-    Ok(())
+    Ok(Holder::Nobody)
 }
 
 /// The device lock a recovery takes: the same key an attachment of the NIC would.
@@ -129,75 +168,107 @@ fn recovery_key(identity: &Identity) -> String {
     )
 }
 
+/// Every key an attachment of the NIC may have claimed it under.
+fn identity_keys(identity: &Identity) -> Vec<String> {
+    let mut keys = vec![recovery_key(identity)];
+    keys.extend(identity.host_names.iter().map(|n| name_key(n)));
+    keys.dedup();
+    keys
+}
+
 /// A pod link proven to be the NIC, and what it carries there.
 struct FoundInPod {
     link: Link,
     carried: HostInterface,
 }
 
-/// Moves the proven link out of the pod by its index, finds that same link (index and MAC)
-/// on the host and puts the host's configuration back on it. `CNI_IFNAME` (its kernel name
-/// in the pod under the vendor plugin, an alternative name under ours) is taken off in the
-/// pod before the move, where no other NIC coming home can race for it.
-fn bring_back(
+/// Makes `state` ours (written, with its claims, before anything moves), moves the proven
+/// link out of the pod by its index if it is there, and gives the NIC back from that state.
+fn adopt(
     ctx: &Context,
     kernel: &dyn Kernel,
-    identity: &Identity,
-    vendor: Option<&VendorEntry>,
-    found: FoundInPod,
+    store: &StateStore,
+    state: &AttachmentState,
+    in_pod: Option<&Link>,
 ) -> Result<()> {
-    let FoundInPod { link, carried } = found;
-    let nic = nic(&host_name(identity, &link), identity.pci.as_ref());
-    let wanted = recovered_host(identity, vendor, carried, &link);
+    let vendor = state.adopted_vendor_entry;
+    let _flow = match vendor {
+        true => fault::flow("vendor"),
+        false => fault::flow("recovery"),
+    };
+    crate::log::set_device(&state.host.name);
+    match (in_pod, vendor) {
+        (Some(_), true) => log_info!(
+            "recovering {} without state of ours (the vendor plugin's attachment)",
+            state.host.summary()
+        ),
+        (Some(_), false) => log_info!("recovering {} without state of ours", state.host.summary()),
+        (None, _) => log_info!(
+            "recovering {} from the vendor plugin's entry",
+            state.host.summary()
+        ),
+    }
+    store.save(state)?;
+    match vendor {
+        true => fault::point("vendor-after-state-write"),
+        false => fault::point("recovery-after-state-write"),
+    }
+    if let Some(link) = in_pod {
+        move_out(ctx, kernel, state, link)?;
+    }
+    give_back(kernel, ctx, None, store, state)
+}
+
+/// Moves the proven link out of the pod: by its index, not by a name another link may
+/// carry. `CNI_IFNAME` (its kernel name in the pod under the vendor plugin, an alternative
+/// name under ours) is taken off in the pod before the move, where no other NIC coming
+/// home can race for it.
+fn move_out(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    state: &AttachmentState,
+    link: &Link,
+) -> Result<()> {
     let cni_ifname = &ctx.env.ifname;
-    let pod_only = (*cni_ifname != wanted.name).then_some(cni_ifname.as_str());
+    let pod_only = (*cni_ifname != state.host.name).then_some(cni_ifname.as_str());
     let host_ns = kernel.host_netns_fd()?;
     let host = kernel.host()?;
     kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
-        names::move_to_host(pod, host, host_ns, &link, pod_only, &wanted.name).map_err(|e| {
+        names::move_to_host(pod, host, host_ns, link, pod_only, &state.host.name).map_err(|e| {
             // Told with the names it has now, after what was shed in the pod.
             let now = pod.link_by_index(link.index).ok().flatten();
-            moving_back_failed(kernel, &nic, now.as_ref().unwrap_or(&link), e)
+            moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(link), e)
         })
-    })?;
-    let back = host
-        .link_by_index(link.index)?
-        .filter(|l| l.mac == link.mac)
-        .ok_or_else(|| Error::device_not_found(format!("{nic} did not arrive on the host")))?;
-    crate::log::set_device(&wanted.name);
-    log_info!(
-        "recovering {} without state of ours{}",
-        wanted.summary(),
-        if vendor.is_some() {
-            " (the vendor plugin's attachment)"
-        } else {
-            ""
-        }
-    );
-    // Still carried only if taking it off in the pod failed.
-    let mut problems: Vec<String> = pod_only
-        .and_then(|name| drop_altname(host, &back, name))
-        .into_iter()
-        .collect();
-    problems.extend(
-        wanted
-            .restore(host, &back)
-            .map_err(|e| e.during(format!("restoring {nic} on the host")))?,
-    );
-    for p in &problems {
-        log_error!("restoring {nic}: {p}");
+    })
+}
+
+/// The state of a NIC found in the pod, as an ADD would have captured it: under its host
+/// name, with what it carries there (its addresses and MTU are the host's) but no default
+/// route (a pod's way out is not the host's), the vendor's addresses and up/down state where
+/// there is an entry, and found again by its MAC.
+fn recovered_state(
+    ctx: &Context,
+    identity: &Identity,
+    vendor: Option<&VendorEntry>,
+    found: &FoundInPod,
+) -> AttachmentState {
+    let host = recovered_host(identity, vendor, found.carried.clone(), &found.link, ctx);
+    AttachmentState {
+        pod_ifname: found.link.name.clone(),
+        adopted_vendor_entry: vendor.is_some(),
+        ..ctx.new_attachment(host, identity.pci.clone())
     }
-    Ok(())
 }
 
 /// The host side of a NIC found in the pod: its host name, what it carried there (but no
 /// default route: a pod's way out is not the host's), the vendor's addresses and up/down
-/// state where there is an entry.
+/// state where there is an entry. `CNI_IFNAME` was its name in the pod only.
 fn recovered_host(
     identity: &Identity,
     vendor: Option<&VendorEntry>,
     carried: HostInterface,
     link: &Link,
+    ctx: &Context,
 ) -> HostInterface {
     let mut host = carried;
     host.name = host_name(identity, link);
@@ -209,21 +280,21 @@ fn recovered_host(
     }
     host.alias = None;
     host.master = None;
+    host.altnames.retain(|a| *a != ctx.env.ifname);
     host
 }
 
 /// A vendor NIC the kernel already handed back (its netns gone): the one netdev sysfs lists
-/// under its PCI address, if it looks handed back — down, without global addresses. Whether
-/// it was restored.
-fn restore_handed_back(kernel: &dyn Kernel, pci: &PciAddress, entry: &VendorEntry) -> Result<bool> {
+/// under its PCI address, if it looks handed back — down, without global addresses.
+fn handed_back(kernel: &dyn Kernel, pci: &PciAddress) -> Result<Option<Link>> {
     let host = kernel.host()?;
     let names = kernel.sysfs().netdevs_of(pci);
     let [name] = names.as_slice() else {
         log_info!("{pci} is neither in the pod nor a single netdev on the host; nothing to do");
-        return Ok(false);
+        return Ok(None);
     };
     let Some(link) = host.link_by_name(name)? else {
-        return Ok(false);
+        return Ok(None);
     };
     let in_use = link.up
         || !host
@@ -236,37 +307,28 @@ fn restore_handed_back(kernel: &dyn Kernel, pci: &PciAddress, entry: &VendorEntr
              leaving it and the vendor plugin's entry alone",
             link.name
         );
-        return Ok(false);
+        return Ok(None);
     }
-    let wanted = vendor_attachment(pci, entry).host;
-    crate::log::set_device(&wanted.name);
-    log_info!(
-        "recovering {} from the vendor plugin's entry",
-        wanted.summary()
-    );
-    let nic = nic(&wanted.name, Some(pci));
-    let problems = wanted
-        .restore(host, &link)
-        .map_err(|e| e.during(format!("restoring {nic} on the host")))?;
-    for p in problems {
-        log_error!("restoring {nic}: {p}");
-    }
-    Ok(true)
+    Ok(Some(link))
 }
 
-/// An attachment of ours that owns the selected NIC: then it is not this one's to give back.
-fn claimed_by_another(store: &StateStore, selector: &Selector) -> Result<Option<Claim>> {
-    let keys = selector
-        .pci
-        .iter()
-        .map(pci_key)
-        .chain(selector.device.iter().map(|d| name_key(d)));
-    for key in keys {
-        if let Some(owner) = store.claim_of(&key)? {
-            return Ok(Some(owner));
-        }
+/// The state of a vendor NIC the kernel handed back: the vendor's entry, for this
+/// attachment, found again by the MAC it has.
+fn handed_back_state(
+    ctx: &Context,
+    pci: &PciAddress,
+    entry: &VendorEntry,
+    link: &Link,
+) -> AttachmentState {
+    let mut host = vendor_attachment(pci, entry).host;
+    host.mac = link.mac.clone();
+    host.ifindex = link.index;
+    AttachmentState {
+        pod_ifname: link.name.clone(),
+        netns: String::new(),
+        adopted_vendor_entry: true,
+        ..ctx.new_attachment(host, Some(pci.clone()))
     }
-    Ok(None)
 }
 
 /// The vendor plugin's entry for `pci`; a malformed file is logged and treated as none.
@@ -403,6 +465,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
         staging_name: None,
         rdma_devices: Vec::new(),
         userspace_driver: None,
+        adopted_vendor_entry: false,
         pod: PodRef::default(),
         created: String::new(),
     }

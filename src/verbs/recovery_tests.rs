@@ -59,17 +59,18 @@ fn a_nic_under_its_host_name_comes_back_with_what_it_carried() {
         sb.calls().is_empty(),
         "moved out by its index, not by a name"
     );
-    let moves: Vec<String> = kernel
+    let in_pod: Vec<String> = kernel
         .journal()
         .into_iter()
         .filter(|l| l.starts_with(POD))
         .collect();
-    assert_eq!(
-        moves[moves.len() - 2..],
-        [
-            format!("{POD}: set #{index} down"),
-            format!("{POD}: set #{index} netns=host")
-        ]
+    let moved = [
+        format!("{POD}: set #{index} down"),
+        format!("{POD}: set #{index} netns=host"),
+    ];
+    assert!(
+        in_pod.windows(2).any(|w| w == moved),
+        "moved out down, by its index: {in_pod:?}"
     );
 }
 
@@ -276,4 +277,74 @@ fn a_vendor_nic_the_host_took_back_into_use_is_left_alone() {
         [address("203.0.113.9/24")]
     );
     assert!(file.exists(), "the entry stays");
+}
+
+#[test]
+fn a_del_finishes_the_repair_of_a_gone_owners_claim_its_add_died_in() {
+    // An earlier pod's attachment whose netns is gone; the kernel handed the NIC back as
+    // net1, down, flushed. This attachment's ADD died repairing that claim.
+    let sb = Sandbox::new();
+    let kernel = FakeKernel::new(sb.path());
+    kernel.add_netns(POD);
+    let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], &[]);
+    let link = kernel.link(HOST, "enp1s0").unwrap().link;
+    let earlier =
+        crate::verbs::testing::attachment(&link, &[address("192.0.2.10/24")], "/gone", "enp1s0");
+    let store = StateStore::open(&sb.state_dir()).unwrap();
+    store.save(&earlier).unwrap();
+    kernel.move_link(index, HOST, POD);
+    kernel.move_link(index, POD, HOST);
+    let rename = LinkChange {
+        name: Some("net1".into()),
+        ..LinkChange::default()
+    };
+    kernel.host().unwrap().set_link(index, &rename).unwrap();
+    let mut ctx = sb.context(POD, json!({"device": "enp1s0"}));
+    ctx.env.container_id = "c2".into();
+
+    recover_without_state(&ctx, &kernel, &store).unwrap();
+
+    let nic = kernel
+        .link(HOST, "enp1s0")
+        .expect("enp1s0 back under its name");
+    assert_eq!(nic.link.index, index);
+    assert!(nic.link.up);
+    assert_eq!(nic.addresses, [address("192.0.2.10/24")]);
+    assert_eq!(
+        store.attachments().unwrap(),
+        vec![],
+        "the gone owner's state went"
+    );
+    assert_eq!(store.claim_of(&name_key("enp1s0")).unwrap(), None);
+}
+
+#[test]
+fn the_vendors_entry_goes_with_the_state_of_ours_that_adopted_it() {
+    // What a DEL that died right after writing the state it built from the vendor's entry
+    // left: that state, the entry (beside another one), the NIC still in the pod.
+    let (sb, kernel, index) = nic_in_pod("net1", Some("enp1s0"));
+    let state_dir = sb.state_dir();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let vendor = json!({
+        "0000:5e:00.1": {"hostInterfaceName": "enp1s0", "hostInterfaceIPs": ["192.0.2.10/24"], "state": "UP"},
+        "0000:5e:00.2": {"hostInterfaceName": "enp1s1", "hostInterfaceIPs": null, "state": "DOWN"}
+    });
+    let file = state_dir.join(VENDOR_MAPPINGS_FILE);
+    std::fs::write(&file, vendor.to_string()).unwrap();
+    let link = kernel.link(POD, "net1").unwrap().link;
+    let mut adopted =
+        crate::verbs::testing::attachment(&link, &[address("192.0.2.10/24")], POD, "net1");
+    adopted.host.name = "enp1s0".into();
+    adopted.pci_address = Some(PciAddress::parse("0000:5e:00.1").unwrap());
+    adopted.adopted_vendor_entry = true;
+    let store = StateStore::open(&state_dir).unwrap();
+    store.save(&adopted).unwrap();
+    let ctx = sb.context(POD, json!({"deviceID": "0000:5e:00.1"}));
+
+    give_back(&kernel, &ctx, None, &store, &adopted).unwrap();
+
+    assert_back_on_the_host(&kernel, index);
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(left, json!({"0000:5e:00.2": vendor["0000:5e:00.2"]}));
+    assert_eq!(store.attachments().unwrap(), vec![]);
 }

@@ -3,13 +3,16 @@
 //! or kubelet now allocates the NIC to the pod asking — is repaired: the NIC is given back
 //! exactly as that attachment's DEL would (renamed from `net1`/`devN`, addresses, routes,
 //! MTU, up), its state removed, and only then is the NIC attached again. Without this, a
-//! pod that vanished without DEL would keep its NIC from every later pod forever.
+//! pod that vanished without DEL would keep its NIC from every later pod forever. An ADD
+//! that dies during the repair leaves it to its own DEL, which finds the claim still there
+//! and repairs it the same way (see `holder_after_repair`).
 
 use std::path::Path;
 
 use crate::cni::Environment;
 use crate::device_id::DeviceError;
 use crate::error::Error;
+use crate::fault;
 use crate::host::kernel::Kernel;
 use crate::log_info;
 use crate::node::kubelet::Checkpoint;
@@ -37,8 +40,51 @@ pub fn ensure_unclaimed(
     what: &str,
     device_locked: bool,
 ) -> Result<Claimed> {
+    match settle(ctx, kernel, store, key, what, device_locked)? {
+        Holder::Nobody => Ok(Claimed::No),
+        Holder::Repaired => Ok(Claimed::RepairedStale),
+        Holder::Live(owner) => Err(claimed(what, &owner)),
+        Holder::Releasing(owner) => Err(Error::Busy(format!(
+            "{what} is being released by container {} interface {}; try again later",
+            owner.container_id, owner.ifname
+        ))),
+    }
+}
+
+/// Who holds a NIC once a claim whose owner is gone has been repaired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Nobody,
+    /// A gone owner's claim, repaired: the NIC is back on the host.
+    Repaired,
+    Live(Claim),
+    /// A gone owner whose own DEL holds its lock, so is giving the NIC back now.
+    Releasing(Claim),
+}
+
+/// For a DEL without state of its own: the ADD of this attachment may have died while it
+/// repaired a gone owner's claim, and then this DEL finishes the repair, exactly as that ADD
+/// would have. Who holds the NIC then (a live owner keeps it).
+pub fn holder_after_repair(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    key: &str,
+    what: &str,
+) -> Result<Holder> {
+    settle(ctx, kernel, store, key, what, false)
+}
+
+fn settle(
+    ctx: &Context,
+    kernel: &dyn Kernel,
+    store: &StateStore,
+    key: &str,
+    what: &str,
+    device_locked: bool,
+) -> Result<Holder> {
     let Some(owner) = store.claim_of(key)? else {
-        return Ok(Claimed::No);
+        return Ok(Holder::Nobody);
     };
     let state = store
         .load(&owner.container_id, &owner.ifname)
@@ -46,14 +92,11 @@ pub fn ensure_unclaimed(
         .flatten();
     let Some((state, why)) = state.and_then(|s| gone_because(ctx, kernel, &s).map(|why| (s, why)))
     else {
-        return Err(claimed(what, &owner));
+        return Ok(Holder::Live(owner));
     };
     // The owner's own DEL may be running: never wait for its lock while holding ours.
     let Some(_owner_lock) = store.try_lock_attachment(&state.container_id, &state.ifname)? else {
-        return Err(Error::Busy(format!(
-            "{what} is being released by container {} interface {}; try again later",
-            owner.container_id, owner.ifname
-        )));
+        return Ok(Holder::Releasing(owner));
     };
     let _device_lock = match device_locked {
         true => None,
@@ -61,10 +104,11 @@ pub fn ensure_unclaimed(
     };
     log_info!(
         "{what} is claimed by container {} interface {}, which is gone ({why}): giving it back \
-         as that attachment's DEL would before attaching it again",
+         as that attachment's DEL would",
         owner.container_id,
         owner.ifname
     );
+    let _flow = fault::flow("stale");
     give_back(
         kernel,
         &owner_context(ctx, &state),
@@ -72,7 +116,7 @@ pub fn ensure_unclaimed(
         store,
         &state,
     )?;
-    Ok(Claimed::RepairedStale)
+    Ok(Holder::Repaired)
 }
 
 fn claimed(what: &str, owner: &Claim) -> Error {

@@ -185,6 +185,7 @@ pub fn attachment(
         staging_name: None,
         rdma_devices: Vec::new(),
         userspace_driver: None,
+        adopted_vendor_entry: false,
         pod: Default::default(),
         created: String::new(),
     }

@@ -136,6 +136,7 @@ fn state(cid: &str, name: &str, mac: &str, pci: &str, netns: &str) -> Attachment
         staging_name: None,
         rdma_devices: Vec::new(),
         userspace_driver: None,
+        adopted_vendor_entry: false,
         pod: PodRef {
             namespace: Some("testns".into()),
             name: Some(format!("pod-{cid}")),

@@ -105,6 +105,47 @@ impl StateStore {
         Ok(owner)
     }
 
+    /// Removes the claim files under `keys` that name nobody: left by a removal cut short
+    /// between a state and its claims. The caller holds the lock of the device they are keys
+    /// of, which an ADD claiming them again would hold too.
+    pub fn remove_stale_claims(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let claim = self.claim_path(key);
+            if claim.symlink_metadata().is_ok() && self.claim_of(key)?.is_none() {
+                remove_if_present(&claim)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every claim file of the state dir that names nobody, each under the lock of
+    /// the device its former owner's state names (a claim is a name of that state's file,
+    /// so it still holds it).
+    pub fn remove_all_stale_claims(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .entries()?
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for key in names.iter().filter_map(|n| n.strip_prefix("claim-")) {
+            if self.claim_of(key)?.is_some() {
+                continue;
+            }
+            let Some(device) = self.former_owners_device(key) else {
+                continue;
+            };
+            let _lock = self.lock_device(&device)?;
+            self.remove_stale_claims(&[key.to_owned()])?;
+        }
+        Ok(())
+    }
+
+    /// The device key of the state a hard-link claim is still a name of, if it reads.
+    fn former_owners_device(&self, key: &str) -> Option<String> {
+        let bytes = read_no_follow(&self.claim_path(key)).ok()??;
+        let state: AttachmentState = serde_json::from_slice(&bytes).ok()?;
+        Some(state.device_key())
+    }
+
     /// Claims device `key` for the attachment whose state file is `state_file`.
     pub(super) fn set_claim(&self, key: &str, state_file: &Path) -> Result<()> {
         let path = self.claim_path(key);
@@ -119,45 +160,37 @@ impl StateStore {
             .map_err(|e| io_error("create claim", &path, e))
     }
 
-    /// Removes the claims `state` holds under its keys on `file`, its state file: the hard
-    /// links to it, and symlinks to it from earlier versions. Returns how many names of
-    /// `file` went with them.
-    pub(super) fn remove_claims(
-        &self,
-        state: &AttachmentState,
-        file: Option<Inode>,
-    ) -> Result<u64> {
-        let mut unlinked = 0;
-        for key in state.claim_keys() {
-            let claim = self.claim_path(&key);
-            match inode_of(&claim) {
-                Some(inode) if inode.same_file(file) => {
-                    remove_if_present(&claim)?;
-                    unlinked += 1;
-                }
-                Some(_) => {}
-                // A symlink claim of an earlier version: ours if it names our file.
-                None if read_symlink_claim(&claim).as_deref()
-                    == Some(state.file_name().as_str()) =>
-                {
-                    remove_if_present(&claim)?
-                }
-                None => {}
-            }
-        }
-        Ok(unlinked)
+    /// How many of the claims `state` holds under its keys are names of `file`, its state file.
+    pub(super) fn claims_on(&self, state: &AttachmentState, file: Inode) -> u64 {
+        let on_file = |key: &String| file.same_file(inode_of(&self.claim_path(key)));
+        state.claim_keys().iter().filter(|k| on_file(k)).count() as u64
     }
 
-    /// Removes every `claim-*` that is a name of `file`; whether the file is left with one.
-    pub(super) fn remove_stray_claims(&self, file: Inode) -> Result<bool> {
-        let (claims, others): (Vec<_>, Vec<_>) = self
-            .names_of(file)?
-            .into_iter()
-            .partition(|name| name.starts_with("claim-"));
-        for claim in claims {
-            remove_if_present(&self.dir().join(claim))?;
+    /// Removes the claims `state` holds under its keys on `file`, its state file (gone or
+    /// going): the hard links to it, and symlinks to it from earlier versions.
+    pub(super) fn remove_claims(&self, state: &AttachmentState, file: Option<Inode>) -> Result<()> {
+        for key in state.claim_keys() {
+            let claim = self.claim_path(&key);
+            let ours = match inode_of(&claim) {
+                Some(inode) => inode.same_file(file),
+                // A symlink claim of an earlier version: ours if it names our file.
+                None => read_symlink_claim(&claim).as_deref() == Some(state.file_name().as_str()),
+            };
+            if ours {
+                remove_if_present(&claim)?;
+            }
         }
-        Ok(others.len() == 1)
+        Ok(())
+    }
+
+    /// Removes every `claim-*` that is a name of `file`.
+    pub(super) fn remove_stray_claims(&self, file: Inode) -> Result<()> {
+        for name in self.names_of(file)? {
+            if name.starts_with("claim-") {
+                remove_if_present(&self.dir().join(name))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every name `file` has in the state dir (a scan: only for the rare cases that need it).
@@ -189,6 +222,7 @@ fn read_symlink_claim(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device_id::PciAddress;
     use crate::node::state::name_key;
     use crate::node::state::testing::{dir_names, empty_store, sample_state, saved_c1_net1};
 
@@ -299,6 +333,34 @@ mod tests {
             by_name.symlink_metadata().is_err(),
             "old symlink claim removed"
         );
+        assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
+    }
+
+    #[test]
+    fn claims_a_removal_cut_short_left_name_nobody_and_are_removed_and_no_live_one() {
+        let (tmp, store, s) = saved_c1_net1();
+        let mut other = sample_state("c2", "net1");
+        other.pci_address = PciAddress::parse("0000:5e:00.2").ok();
+        other.host.name = "enp94s0f2".into();
+        store.save(&other).unwrap();
+        // The state went first, then the process died: its claims are left, naming nobody.
+        fs::rename(store.path_of("c1", "net1"), store.spare_path(0)).unwrap();
+        for key in s.claim_keys() {
+            assert!(store.claim_path(&key).symlink_metadata().is_ok());
+            assert_eq!(store.claim_of(&key).unwrap(), None, "{key} names nobody");
+        }
+        store.remove_stale_claims(&s.claim_keys()[..1]).unwrap();
+        assert!(store
+            .claim_path(&s.device_key())
+            .symlink_metadata()
+            .is_err());
+        store.remove_all_stale_claims().unwrap();
+        let mut left = dir_names(tmp.path());
+        left.retain(|n| n.starts_with("claim-"));
+        let mut live = other.claim_keys();
+        live.iter_mut().for_each(|k| *k = format!("claim-{k}"));
+        live.sort();
+        assert_eq!(left, live, "only the live claims are left");
         assert_eq!(inode_of(&store.spare_path(0)).unwrap().nlink, 1);
     }
 

@@ -53,6 +53,10 @@ pub struct AttachmentState {
     /// moved, the attachment only claims the function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userspace_driver: Option<String>,
+    /// Built by a DEL without state from the vendor plugin's entry for its PCI address, which
+    /// it supersedes: the entry goes before the NIC moves (see `give_back`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted_vendor_entry: bool,
     #[serde(default)]
     pub pod: PodRef,
     pub created: String,

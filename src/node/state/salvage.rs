@@ -37,6 +37,7 @@ impl AttachmentState {
             staging_name: string("stagingName"),
             rdma_devices: salvage_as(&text, "rdmaDevices").unwrap_or_default(),
             userspace_driver: salvage_string(&text, "userspaceDriver"),
+            adopted_vendor_entry: salvage_as(&text, "adoptedVendorEntry").unwrap_or(false),
             pod: PodRef::default(),
             created: String::new(),
         };

@@ -17,8 +17,9 @@ use super::Result;
 const SPARE_SLOTS: usize = 8;
 
 impl StateStore {
-    /// Takes a state file with no other name out of use: parked in a free spare slot, else
-    /// deleted.
+    /// Takes a state file out of use: parked in a free spare slot, else deleted. Its claims
+    /// may still be names of it for a moment (they go next); a spare with another name is
+    /// never written into (see `claim_spare`).
     pub(super) fn retire(&self, path: &Path) -> Result<()> {
         for slot in 0..SPARE_SLOTS {
             match rename_no_replace(path, &self.spare_path(slot)) {

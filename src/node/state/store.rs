@@ -15,6 +15,7 @@ use super::fs::{
 use super::record::{state_file_name, AttachmentState, Ids, SCHEMA_VERSION};
 use super::salvage::format_of;
 use super::{Error, Result};
+use crate::fault;
 
 pub struct StateStore {
     dir: PathBuf,
@@ -127,24 +128,30 @@ impl StateStore {
         sync_dir(&self.dir)
     }
 
-    /// Removes the state of an attachment and the claims it still holds.
+    /// Removes the state of an attachment, then the claims that are names of it. The state
+    /// goes first: a claim names its owner only while the owner's state file exists, so from
+    /// that instant its claims name nobody, and a crash before they are gone leaves inert
+    /// names (overwritten by the next ADD of the device, removed by the next DEL, GC or
+    /// `restore` that meets them), never a state without the claims that lead to it.
     /// Not fsynced: if a power loss brings the file back, the next DEL or GC restores a device
     /// that is already restored, which changes nothing; if the next ADD had already rewritten
     /// it as a spare, its ids no longer match its name and it is ignored (see `load`).
     pub fn remove(&self, state: &AttachmentState) -> Result<()> {
         let path = self.path_of(&state.container_id, &state.ifname);
-        let file = inode_of(&path);
-        // Names of the file removed here, to know whether it has others left.
-        let unlinked = self.remove_claims(state, file)?;
-        let Some(file) = file else {
-            return remove_if_present(&path);
+        let Some(file) = inode_of(&path) else {
+            remove_if_present(&path)?;
+            fault::step("after-state-removed");
+            return self.remove_claims(state, None);
         };
-        // Claims under keys this state no longer names (a salvaged state lost its PCI
-        // address, say) are found by inode; only a file with no other name is parked.
-        if file.nlink > 1 + unlinked && !self.remove_stray_claims(file)? {
-            return remove_if_present(&path);
+        // A salvaged state may have lost a key: claims under it are found by inode.
+        let strays = file.nlink > 1 + self.claims_on(state, file);
+        self.retire(&path)?;
+        fault::step("after-state-removed");
+        self.remove_claims(state, Some(file))?;
+        match strays {
+            true => self.remove_stray_claims(file),
+            false => Ok(()),
         }
-        self.retire(&path)
     }
 
     /// Every attachment with a state file, as (container id, ifname), from the file names.

@@ -57,6 +57,7 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
         staging_name: None,
         rdma_devices: Vec::new(),
         userspace_driver: None,
+        adopted_vendor_entry: false,
         pod: PodRef::default(),
         created: "2026-11-23T00:00:00.000Z".into(),
     }
