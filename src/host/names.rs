@@ -68,9 +68,12 @@ pub fn rename_to_first_free(
 /// Moves `link` out of `pod` into the host (`host`, the namespace of `host_fd`), down
 /// (a link arrives down anyway, and a rename needs it down).
 ///
-/// `pod_only` is the name the pod gave it (`CNI_IFNAME`), which the host must never see:
-/// as an alternative name it is taken off in the pod; as the link's kernel name the link
-/// is renamed in the pod to `home_name` (or a temporary name, if the pod has that one).
+/// The host sees none of the names the pod gave it: every alternative name but its own
+/// (`own_altnames`, those it had on the host) is taken off in the pod, in one request (a
+/// tenant with `CAP_NET_ADMIN` in its netns may have added any, say a name the node
+/// creates later, or another NIC's host name). `pod_only` is the name the pod gave it
+/// (`CNI_IFNAME`): as the link's kernel name the link is renamed in the pod to
+/// `home_name` (or a temporary name, if the pod has that one).
 /// If the host still refuses the link (EEXIST: a link there has one of its names, say one
 /// that came home a moment ago), the names the host has are taken off in the pod and the
 /// move is tried once more.
@@ -79,13 +82,12 @@ pub fn move_to_host(
     host: &dyn Links,
     host_fd: u32,
     link: &Link,
+    own_altnames: &[String],
     pod_only: Option<&str>,
     home_name: &str,
 ) -> Result<()> {
     pod.set_down(link.index)?;
-    if let Some(name) = pod_only {
-        shed_pod_name(pod, link, name, home_name)?;
-    }
+    shed_pod_names(pod, link, own_altnames, pod_only, home_name)?;
     match move_link(pod, link.index, host_fd) {
         Err(e) if is_exists(&e) => {
             let shed = shed_names_the_host_has(pod, host, link.index)?;
@@ -114,17 +116,43 @@ fn move_link(links: &dyn Links, index: i32, netns_fd: u32) -> Result<()> {
     )
 }
 
-/// Takes `name` off `link` (down) in the pod: the alternative name goes, a kernel name is
-/// replaced by `home_name` or, if the pod has that, a temporary name.
-fn shed_pod_name(pod: &dyn Links, link: &Link, name: &str, home_name: &str) -> Result<()> {
-    if link.altnames.iter().any(|a| a == name) {
-        pod.del_altname(link.index, name)?;
+/// Takes the names the pod gave `link` (down) off it in the pod: every alternative name
+/// not among `own_altnames` goes, a kernel name equal to `pod_only` is replaced by
+/// `home_name` or, if the pod has that, a temporary name.
+fn shed_pod_names(
+    pod: &dyn Links,
+    link: &Link,
+    own_altnames: &[String],
+    pod_only: Option<&str>,
+    home_name: &str,
+) -> Result<()> {
+    let given = altnames_not_in(link, own_altnames);
+    if !given.is_empty() {
+        pod.del_altnames(link.index, &given)?;
     }
-    if link.name == name && home_name != name {
-        let candidates = std::iter::once(home_name.to_owned()).chain(temporary_names(link.index));
-        rename_to_first_free(pod, link.index, candidates, |_| Ok(()))?;
+    match pod_only {
+        Some(name) if link.name == name && home_name != name => {
+            let home = std::iter::once(home_name.to_owned());
+            rename_to_first_free(
+                pod,
+                link.index,
+                home.chain(temporary_names(link.index)),
+                |_| Ok(()),
+            )?;
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// The alternative names `link` carries that are not among `own`: the ones given to it
+/// since it left the host.
+pub fn altnames_not_in(link: &Link, own: &[String]) -> Vec<String> {
+    link.altnames
+        .iter()
+        .filter(|a| !own.contains(a))
+        .cloned()
+        .collect()
 }
 
 /// After the host refused link `index`: takes off, in the pod, each of its names the host
@@ -166,11 +194,26 @@ mod tests {
         (dir, kernel)
     }
 
-    fn move_home(kernel: &FakeKernel, name: &str, pod_only: Option<&str>) -> Result<()> {
+    /// Moves link `name` home, `own` being the alternative names it had on the host.
+    fn move_home(
+        kernel: &FakeKernel,
+        name: &str,
+        own: &[&str],
+        pod_only: Option<&str>,
+    ) -> Result<()> {
         let pod = kernel.in_netns_for_tests(POD);
         let link = pod.link_by_name(name).unwrap().unwrap();
         let fd = kernel.host_netns_fd().unwrap();
-        move_to_host(&pod, kernel.host().unwrap(), fd, &link, pod_only, "enp1s0")
+        let own: Vec<String> = own.iter().map(|a| a.to_string()).collect();
+        move_to_host(
+            &pod,
+            kernel.host().unwrap(),
+            fd,
+            &link,
+            &own,
+            pod_only,
+            "enp1s0",
+        )
     }
 
     #[test]
@@ -217,7 +260,7 @@ mod tests {
             .unwrap();
         let before = kernel.journal().len();
 
-        move_home(&kernel, "enp1s0", Some("net1")).unwrap();
+        move_home(&kernel, "enp1s0", &[], Some("net1")).unwrap();
 
         assert_eq!(
             kernel.journal()[before..],
@@ -233,13 +276,37 @@ mod tests {
     }
 
     #[test]
+    fn every_alternative_name_the_pod_gave_goes_in_one_request_and_its_own_stay() {
+        let (_dir, kernel) = world();
+        let index = kernel.add_link(POD, "enp1s0", "02:00:00:00:00:01", &[], &[]);
+        let pod = kernel.in_netns_for_tests(POD);
+        for alt in ["enp0s1f1np1", "net1", "cni0", "enp2s0"] {
+            pod.add_altname("enp1s0", alt).unwrap();
+        }
+        let before = kernel.journal().len();
+
+        move_home(&kernel, "enp1s0", &["enp0s1f1np1"], Some("net1")).unwrap();
+
+        assert_eq!(
+            kernel.journal()[before..],
+            [
+                format!("{POD}: set #{index} down"),
+                format!("{POD}: altname #{index} -net1 -cni0 -enp2s0"),
+                format!("{POD}: set #{index} netns=host"),
+            ]
+        );
+        let home = kernel.link(HOST, "enp1s0").unwrap().link;
+        assert_eq!(home.altnames, ["enp0s1f1np1"]);
+    }
+
+    #[test]
     fn a_kernel_name_only_the_pod_may_have_is_replaced_by_the_home_name_in_the_pod() {
         let (_dir, kernel) = world();
         let index = kernel.add_link(POD, "net1", "02:00:00:00:00:01", &[], &[]);
         // A NIC the kernel handed back from a dead pod is still called net1 on the host.
         kernel.add_link(HOST, "net1", "02:00:00:00:00:02", &[], &[]);
 
-        move_home(&kernel, "net1", Some("net1")).unwrap();
+        move_home(&kernel, "net1", &[], Some("net1")).unwrap();
 
         let home = kernel
             .link(HOST, "enp1s0")
@@ -261,7 +328,8 @@ mod tests {
         kernel.arrives_before_next_move("enp2s0", "02:00:00:00:00:02", &["db0"]);
         let before = kernel.journal().len();
 
-        move_home(&kernel, "enp1s0", Some("net1")).unwrap();
+        // db0 is its own (it had it on the host): it stays until the host refuses it.
+        move_home(&kernel, "enp1s0", &["db0"], Some("net1")).unwrap();
 
         assert_eq!(
             kernel.journal()[before..],
@@ -308,7 +376,18 @@ mod tests {
         let refused = move_link(&*pod, a0.index, host_fd.as_raw_fd() as u32).unwrap_err();
         assert!(is_exists(&refused), "{refused}");
 
-        move_to_host(&*pod, &*host, host_fd.as_raw_fd() as u32, &a0, None, "a0").unwrap();
+        // net9 is its own: only the host's refusal takes it off.
+        let own = ["net9".to_owned()];
+        move_to_host(
+            &*pod,
+            &*host,
+            host_fd.as_raw_fd() as u32,
+            &a0,
+            &own,
+            None,
+            "a0",
+        )
+        .unwrap();
 
         let home = host.link_by_name("a0").unwrap().expect("a0 moved");
         assert!(home.altnames.is_empty(), "{:?}", home.altnames);
@@ -325,7 +404,7 @@ mod tests {
         kernel.arrives_before_next_move("enp2s0", "02:00:00:00:00:02", &["db0"]);
         kernel.arrives_before_next_move("enp3s0", "02:00:00:00:00:03", &["db1"]);
 
-        let err = move_home(&kernel, "enp1s0", None).unwrap_err();
+        let err = move_home(&kernel, "enp1s0", &["db0", "db1"], None).unwrap_err();
 
         assert!(is_exists(&err), "{err}");
         let attempts = kernel

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device_id::MacAddress;
 use crate::error::Error;
+use crate::host::names;
 use crate::host::netlink::consts::*;
 use crate::host::netlink::{Address, Link, LinkChange, Links, Route};
 
@@ -106,11 +107,23 @@ impl HostInterface {
     /// Order matters: rename and MTU while down, back into its master (a move out of the
     /// host released it), then up, then addresses (setting a link down drops IPv6 addresses
     /// and routes), then routes (gateways need the connected prefix).
+    /// Its alternative names become exactly the captured ones: any other goes first (a name
+    /// the pod gave it must not stay on the host a moment longer), a captured one it lost
+    /// comes back after the rename. Its MAC is the captured one again (a tenant may have
+    /// changed it in the pod), set while it is down.
     /// Returns what could not be restored, each in words; the device itself is back either way.
     pub fn restore(&self, nl: &dyn Links, current: &Link) -> Result<Vec<String>, Error> {
+        let mut problems: Vec<String> = self
+            .shed_foreign_altnames(nl, current)
+            .into_iter()
+            .collect();
         let renaming = current.name != self.name;
-        if renaming && current.up {
+        let wrong_mac = self.mac.is_some() && current.mac != self.mac;
+        if (renaming || wrong_mac) && current.up {
             nl.set_down(current.index)?;
+        }
+        if wrong_mac {
+            problems.extend(self.restore_mac(nl, current));
         }
         let wanted_alias = self.alias.clone().unwrap_or_default();
         let change = LinkChange {
@@ -124,7 +137,7 @@ impl HostInterface {
             ..LinkChange::default()
         };
         nl.set_link(current.index, &change)?;
-        let mut problems = Vec::new();
+        problems.extend(self.add_lost_altnames(nl, current));
         if let Some(master) = &self.master {
             if let Err(e) = self.enslave(nl, current, master) {
                 problems.push(e.to_string());
@@ -149,6 +162,41 @@ impl HostInterface {
             problems.extend(refused.iter().map(Error::to_string));
         }
         Ok(problems)
+    }
+
+    /// Takes off `current` every alternative name it was not captured with, in one request;
+    /// what could not be done, for the log.
+    fn shed_foreign_altnames(&self, nl: &dyn Links, current: &Link) -> Option<String> {
+        let foreign = names::altnames_not_in(current, &self.altnames);
+        if foreign.is_empty() {
+            return None;
+        }
+        nl.del_altnames(current.index, &foreign)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// Gives `current` (renamed to its captured name by now) back each captured alternative
+    /// name it lost; what could not be done, for the log.
+    fn add_lost_altnames(&self, nl: &dyn Links, current: &Link) -> Vec<String> {
+        self.altnames
+            .iter()
+            .filter(|a| !current.altnames.contains(a))
+            .filter_map(|a| nl.add_altname(&self.name, a).err())
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    /// Sets the captured MAC on `current` (down). Not fatal: a driver that refuses it
+    /// leaves the NIC home all the same, and its lookups go by its PCI function too.
+    fn restore_mac(&self, nl: &dyn Links, current: &Link) -> Option<String> {
+        let change = LinkChange {
+            mac: self.mac.clone(),
+            ..LinkChange::default()
+        };
+        nl.set_link(current.index, &change)
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// Makes `current` a port of `master` again, unless it already is.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cni::{Command, Environment};
+use crate::device_id::PciAddress;
 use crate::error::Error;
 use crate::fault;
 use crate::host::delegate::Delegate;
@@ -57,14 +58,12 @@ pub fn give_back(
     // The NIC is home but not restored yet: another DEL may run now.
     fault::step("after-move-to-host");
     let host = kernel.host()?;
-    // First, so that it holds net1 on the host no longer than it must.
-    let mut problems: Vec<String> = drop_cni_ifname(host, &link, state).into_iter().collect();
-    problems.extend(
-        state
-            .host
-            .restore(host, &link)
-            .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?,
-    );
+    // Restoring takes off first any name the pod gave it that it still carries (the kernel
+    // handed it back from a dead pod, or taking it off in the pod failed).
+    let problems = state
+        .host
+        .restore(host, &link)
+        .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?;
     for p in &problems {
         log_error!("restoring {}: {p}", nic_of(state));
     }
@@ -97,7 +96,7 @@ fn bring_to_host(
     for ns in &pod_namespaces {
         // RDMA devices first: they are only addressable from the pod they were moved into.
         detach_rdma(kernel, &state.rdma_devices, ns);
-        drop_cni_ifname_in_pod(kernel, ns, state);
+        shed_pod_names_in_pod(kernel, ns, state);
         // About to leave the pod: another NIC may come home first.
         fault::step("before-move-to-host");
         if let Some(d) = delegate {
@@ -133,62 +132,73 @@ fn pod_only_name(state: &AttachmentState) -> Option<&str> {
     (!its_own && !state.ifname.is_empty()).then_some(state.ifname.as_str())
 }
 
-/// Takes `CNI_IFNAME` off the NIC once it is back on the host, if it still carries it (the
-/// kernel handed it back from a dead pod, or taking it off in the pod failed). What could
-/// not be done, for the log.
-fn drop_cni_ifname(host: &dyn Links, link: &Link, state: &AttachmentState) -> Option<String> {
-    drop_altname(host, link, pod_only_name(state)?)
-}
-
-/// Takes the alternative name `name` off `link` if it carries it; what could not be done,
-/// for the log.
-pub fn drop_altname(host: &dyn Links, link: &Link, name: &str) -> Option<String> {
-    if !link.altnames.iter().any(|a| a == name) {
-        return None;
-    }
-    host.del_altname(link.index, name)
-        .err()
-        .map(|e| e.to_string())
-}
-
-/// Takes `CNI_IFNAME` off the NIC while it is still in the pod, whatever the host looks
-/// like: the host is shared, and another NIC coming home may answer to `net1` the instant
-/// after any look (the kernel refuses a link whose alternative name the target has). The
-/// pod is ours alone, so there it cannot race. One request, by the NIC's pod-side name.
-/// A kernel name equal to `CNI_IFNAME` stays for the move itself: host-device renames the
-/// link to its alias in the pod before moving it, and so do we (`names::move_to_host`).
-fn drop_cni_ifname_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
-    let Some(cni_ifname) = pod_only_name(state) else {
-        return;
-    };
-    if state.pod_ifname == cni_ifname {
-        return;
-    }
-    let dropped = kernel.in_netns(ns, |pod| {
-        if state.pod_ifname.is_empty() {
-            // A salvaged state may not know the pod-side name: find the NIC first.
-            return match find_device(pod, state, None)? {
-                Some(l) if l.altnames.iter().any(|a| a == cni_ifname) => {
-                    pod.del_altname(l.index, cni_ifname)
-                }
-                _ => Ok(()),
-            };
+/// Takes the names the pod gave the NIC off it while it is still in the pod, whatever the
+/// host looks like: `CNI_IFNAME`, and every alternative name it did not have on the host (a
+/// tenant with `CAP_NET_ADMIN` in its netns may add any: a name the node creates later,
+/// another NIC's host name). The host is shared, and another NIC coming home may answer to
+/// `net1` the instant after any look (the kernel refuses a link whose alternative name the
+/// target has); the pod is ours alone, so there it cannot race. The common case, a NIC
+/// answering to `CNI_IFNAME` only, is one round trip: the removal by the NIC's pod-side
+/// name and a read of the names it has left, sent together; what else it carries goes in
+/// one more request. A kernel name equal to `CNI_IFNAME` stays for the move itself:
+/// host-device renames the link to its alias in the pod before moving it, and so do we
+/// (`names::move_to_host`).
+fn shed_pod_names_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) {
+    let shed = kernel.in_netns(ns, |pod| {
+        let Some(link) = nic_in_pod_without_cni_ifname(pod, state) else {
+            return Ok(Vec::new());
+        };
+        let given = names::altnames_not_in(&link, &state.host.altnames);
+        if !given.is_empty() {
+            pod.del_altnames(link.index, &given)?;
         }
-        pod.del_altname_of(&state.pod_ifname, cni_ifname)
+        Ok(given)
     });
-    match dropped {
-        Ok(()) => log_debug!("took {cni_ifname} off {} in the pod", state.pod_ifname),
-        // Not there (never given, already gone, or the NIC is not in this netns).
-        Err(e) if is_not_found(&e) || is_invalid(&e) => {
-            log_debug!(
-                "{} in the pod answers to no {cni_ifname} ({e})",
-                state.pod_ifname
-            )
-        }
-        Err(e) => log_info!(
-            "could not take {cni_ifname} off {} in the pod: {e}",
+    match shed {
+        Ok(given) if given.is_empty() => {}
+        Ok(given) => log_info!(
+            "took the alternative names {} the pod gave {} off it in the pod",
+            given.join(", "),
             state.pod_ifname
         ),
+        Err(e) => log_info!(
+            "could not take the names the pod gave {} off it in the pod: {e}",
+            state.pod_ifname
+        ),
+    }
+}
+
+/// The NIC in the pod as it is once `CNI_IFNAME` is off it (taken off by its pod-side name,
+/// in the same round trip as the read), `None` if it is not there.
+fn nic_in_pod_without_cni_ifname(pod: &dyn Links, state: &AttachmentState) -> Option<Link> {
+    let cni_ifname = pod_only_name(state).filter(|c| *c != state.pod_ifname);
+    if state.pod_ifname.is_empty() {
+        // A salvaged state may not know the pod-side name: find the NIC first; its
+        // CNI_IFNAME goes with the other names the pod gave it.
+        return find_device(pod, state, None).ok().flatten();
+    }
+    let (dropped, link) = match cni_ifname {
+        Some(c) => pod.del_altname_of_then_read(&state.pod_ifname, c),
+        None => (Ok(()), pod.link_by_name(&state.pod_ifname)),
+    };
+    match (dropped, cni_ifname) {
+        (Ok(()), Some(c)) => log_debug!("took {c} off {} in the pod", state.pod_ifname),
+        // Not there (never given, already gone, or the NIC is not in this netns).
+        (Err(e), Some(c)) if is_not_found(&e) || is_invalid(&e) => {
+            log_debug!("{} in the pod answers to no {c} ({e})", state.pod_ifname)
+        }
+        (Err(e), Some(c)) => log_info!(
+            "could not take {c} off {} in the pod: {e}",
+            state.pod_ifname
+        ),
+        _ => {}
+    }
+    match link {
+        Ok(link) => link,
+        Err(e) => {
+            log_info!("could not look up {} in the pod: {e}", state.pod_ifname);
+            None
+        }
     }
 }
 
@@ -272,7 +282,9 @@ fn candidate_names(state: &AttachmentState) -> Vec<&str> {
 /// Finds our device among `links` (one namespace). A name only counts if the MAC matches
 /// too: `net1` on the host may well be somebody else's device. `sysfs` (the host's view
 /// only) adds the netdevs of the recorded PCI address, tried first when the MAC is not
-/// known (a recovery without state); the MAC alone is the last resort.
+/// known (a recovery without state); the MAC alone is the last resort, and with a
+/// recorded PCI address it counts only on that function: a tenant can give its own NIC
+/// any MAC, another attachment's too.
 pub fn find_device(
     links: &dyn Links,
     state: &AttachmentState,
@@ -286,7 +298,7 @@ pub fn find_device(
     }
     for name in candidate_names(state) {
         if let Some(l) = links.link_by_name(name)? {
-            if mac.is_none() || l.mac.as_ref() == mac {
+            if name_counts(&l, name, state, sysfs) {
                 return Ok(Some(l));
             }
         }
@@ -294,13 +306,39 @@ pub fn find_device(
     if let Some(l) = by_pci_address(links, state, sysfs)? {
         return Ok(Some(l));
     }
-    match mac {
-        Some(m) => links.link_by_mac(m),
-        None => Ok(None),
+    let Some(m) = mac else {
+        return Ok(None);
+    };
+    let by_mac = links.link_by_mac(m)?;
+    Ok(by_mac.filter(|l| state.pci_address.is_none() || on_recorded_pci(l, state, sysfs)))
+}
+
+/// Whether link `l`, found by candidate `name`, is our device: its MAC is the captured one;
+/// without a captured MAC (a salvaged state), a name is all there is, but on the host
+/// `CNI_IFNAME` — a name the pod's annotation chooses, `eno1` say — counts only on the
+/// recorded PCI function, and no name counts on another function.
+fn name_counts(l: &Link, name: &str, state: &AttachmentState, sysfs: Option<&Sysfs>) -> bool {
+    if let Some(mac) = &state.host.mac {
+        return l.mac.as_ref() == Some(mac);
+    }
+    let on_host = sysfs.is_some();
+    if on_host && name == state.ifname && !is_host_side_name(name, state) {
+        return state.pci_address.is_some() && on_recorded_pci(l, state, sysfs);
+    }
+    match (parent_pci(l, sysfs), &state.pci_address) {
+        (Some(parent), Some(pci)) => parent == *pci,
+        _ => true,
     }
 }
 
-/// The netdev sysfs lists under the recorded PCI address, if it is among `links`.
+/// A name the device had or was given on the host: its host name, its staging name.
+fn is_host_side_name(name: &str, state: &AttachmentState) -> bool {
+    name == state.host.name || state.staging_name.as_deref() == Some(name)
+}
+
+/// The netdev sysfs lists under the recorded PCI address, if it is among `links` under
+/// that kernel name and its parent, where the kernel tells one, is that function (a
+/// listing read a moment before a rename may name another link now).
 fn by_pci_address(
     links: &dyn Links,
     state: &AttachmentState,
@@ -310,11 +348,36 @@ fn by_pci_address(
         return Ok(None);
     };
     for name in sysfs.netdevs_of(pci) {
-        if let Some(l) = links.link_by_name(&name)? {
+        let Some(l) = links.link_by_name(&name)? else {
+            continue;
+        };
+        let on_another = parent_pci(&l, Some(sysfs)).is_some_and(|parent| parent != *pci);
+        if l.name == name && !on_another {
             return Ok(Some(l));
         }
     }
     Ok(None)
+}
+
+/// Whether link `l` sits on the recorded PCI function: its parent says so or, where no
+/// parent can be told, the host's sysfs lists it under that function.
+fn on_recorded_pci(l: &Link, state: &AttachmentState, sysfs: Option<&Sysfs>) -> bool {
+    let Some(pci) = &state.pci_address else {
+        return false;
+    };
+    match parent_pci(l, sysfs) {
+        Some(parent) => parent == *pci,
+        None => sysfs.is_some_and(|s| s.netdevs_of(pci).contains(&l.name)),
+    }
+}
+
+/// The PCI function link `l` sits on, as the kernel tells it: its parent device
+/// (`IFLA_PARENT_DEV_NAME`), else its sysfs `device` link (the host's view only).
+fn parent_pci(l: &Link, sysfs: Option<&Sysfs>) -> Option<PciAddress> {
+    match &l.parent_device {
+        Some(parent) => PciAddress::parse(parent).ok(),
+        None => sysfs.and_then(|s| s.pci_of_netdev(&l.name)),
+    }
 }
 
 /// Our device on the host, if it is there.
@@ -359,13 +422,21 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
         // The name host-device would have given it back: its alias.
         let home_name = state.staging_name.as_deref().unwrap_or(&state.host.name);
-        names::move_to_host(pod, host, host_ns, &link, pod_only_name(state), home_name).map_err(
-            |e| {
-                // Told with the names it has now, after what was shed in the pod.
-                let now = pod.link_by_index(link.index).ok().flatten();
-                moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(&link), e)
-            },
-        )?;
+        let own = &state.host.altnames;
+        names::move_to_host(
+            pod,
+            host,
+            host_ns,
+            &link,
+            own,
+            pod_only_name(state),
+            home_name,
+        )
+        .map_err(|e| {
+            // Told with the names it has now, after what was shed in the pod.
+            let now = pod.link_by_index(link.index).ok().flatten();
+            moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(&link), e)
+        })?;
         Ok(true)
     })
 }

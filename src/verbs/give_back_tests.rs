@@ -21,12 +21,22 @@ struct Attached {
 }
 
 fn attached(pod_ifname: &str, place: impl FnOnce(&FakeKernel, i32)) -> Attached {
+    attached_with(pod_ifname, |_| {}, place)
+}
+
+/// [`attached`], with the state ADD saved changed by `edit` first.
+fn attached_with(
+    pod_ifname: &str,
+    edit: impl FnOnce(&mut AttachmentState),
+    place: impl FnOnce(&FakeKernel, i32),
+) -> Attached {
     let sb = Sandbox::new();
     let kernel = FakeKernel::new(sb.path());
     kernel.add_netns(POD);
     let index = kernel.add_link(HOST, "enp1s0", MAC, &[address("192.0.2.10/24")], &[]);
     let link = kernel.link(HOST, "enp1s0").unwrap().link;
-    let state = attachment(&link, &[address("192.0.2.10/24")], POD, pod_ifname);
+    let mut state = attachment(&link, &[address("192.0.2.10/24")], POD, pod_ifname);
+    edit(&mut state);
     let store = StateStore::open(&sb.state_dir()).unwrap();
     store.save(&state).unwrap();
     place(&kernel, index);
@@ -105,7 +115,12 @@ fn when_host_device_cannot_move_it_back_we_move_it_out_of_the_pod_ourselves() {
 /// The NIC in the pod as host-device and ADD left it: `enp1s0`, alias `enp1s0`,
 /// answering to `net1`; host-device DEL moves it (through the fake kernel).
 fn in_the_pod_answering_to_net1() -> Attached {
-    let a = attached("enp1s0", |k, i| {
+    in_the_pod_answering_to_net1_with(|_| {})
+}
+
+/// [`in_the_pod_answering_to_net1`], with the saved state changed by `edit`.
+fn in_the_pod_answering_to_net1_with(edit: impl FnOnce(&mut AttachmentState)) -> Attached {
+    let a = attached_with("enp1s0", edit, |k, i| {
         k.move_link(i, HOST, POD);
         let pod = k.in_netns_for_tests(POD);
         let alias = LinkChange {
@@ -176,9 +191,9 @@ fn a_nic_coming_home_with_net1_right_before_ours_does_not_stop_ours() {
 
 #[test]
 fn a_move_refused_for_a_name_the_host_has_sheds_it_in_the_pod_and_is_tried_once_more() {
-    let a = in_the_pod_answering_to_net1();
-    // The tenant gave the NIC another name in the pod, which the host has too: the
-    // kernel refuses host-device's move, and ours at first.
+    // db0 is one of the NIC's own names on the host, which the host gave another link
+    // while the NIC was away: the kernel refuses host-device's move, and ours at first.
+    let a = in_the_pod_answering_to_net1_with(|s| s.host.altnames = vec!["db0".into()]);
     a.kernel
         .in_netns_for_tests(POD)
         .add_altname("enp1s0", "db0")
@@ -278,4 +293,208 @@ fn a_netns_the_kernel_no_longer_has_is_skipped_and_the_nic_restored_where_it_is(
     let nic = a.kernel.link(HOST, "enp1s0").unwrap();
     assert!(nic.link.up && nic.addresses == [address("192.0.2.10/24")]);
     assert_eq!(a.store.attachments().unwrap(), vec![]);
+}
+
+/// What a tenant with CAP_NET_ADMIN in its netns did to the NIC it was given: names it
+/// added (a name the node creates later, another NIC's host name), one of its own it
+/// removed, and another NIC's MAC.
+fn changed_by_the_tenant() -> Attached {
+    let a = in_the_pod_answering_to_net1_with(|s| {
+        with_pci(s);
+        s.host.altnames = vec!["enp0s1f0np0".into()];
+    });
+    listed_under(&a, PCI_OURS, "enp1s0");
+    let pod = a.kernel.in_netns_for_tests(POD);
+    pod.add_altname("enp1s0", "cni0").unwrap();
+    pod.add_altname("enp1s0", "enp9s0").unwrap();
+    let mac = LinkChange {
+        mac: Some(crate::device_id::MacAddress::parse("02:00:00:00:00:99").unwrap()),
+        ..LinkChange::default()
+    };
+    pod.set_link(a.index, &mac).unwrap();
+    a
+}
+
+#[test]
+fn names_the_pod_gave_the_nic_go_in_the_pod_in_one_more_request_before_it_moves() {
+    let a = changed_by_the_tenant();
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    let journal = journal_from(&a, start);
+    assert_eq!(
+        journal[..3],
+        [
+            format!("{POD}: altname enp1s0 -net1"),
+            format!("{POD}: altname #{i} -cni0 -enp9s0"),
+            format!("host-device: DEL {POD} enp1s0 enp1s0"),
+        ],
+        "{journal:#?}"
+    );
+    a.assert_restored();
+    let nic = a.kernel.link(HOST, "enp1s0").unwrap().link;
+    assert_eq!(nic.altnames, ["enp0s1f0np0"], "exactly its own names again");
+    assert!(journal.contains(&"host: altname enp1s0 +enp0s1f0np0".to_owned()));
+}
+
+#[test]
+fn a_nic_answering_to_cni_ifname_only_costs_one_change_in_the_pod() {
+    let a = in_the_pod_answering_to_net1();
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let in_pod: Vec<String> = journal_from(&a, start)
+        .into_iter()
+        .filter(|l| l.starts_with(POD))
+        .collect();
+    assert_eq!(in_pod, [format!("{POD}: altname enp1s0 -net1")]);
+}
+
+#[test]
+fn the_mac_the_pod_gave_the_nic_is_replaced_by_the_captured_one_while_it_is_down() {
+    let a = changed_by_the_tenant();
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    let nic = a.kernel.link(HOST, "enp1s0").unwrap().link;
+    assert_eq!(nic.mac.unwrap().to_string(), MAC);
+    let host: Vec<String> = journal_from(&a, start)
+        .into_iter()
+        .filter(|l| l.starts_with("host:"))
+        .collect();
+    let set_mac = host
+        .iter()
+        .position(|l| *l == format!("host: set #{i} mac={MAC}"))
+        .unwrap_or_else(|| panic!("MAC not restored: {host:#?}"));
+    let up = host
+        .iter()
+        .position(|l| l.starts_with(&format!("host: set #{i}")) && l.contains(" up"))
+        .unwrap_or_else(|| panic!("never brought up: {host:#?}"));
+    assert!(
+        set_mac < up,
+        "the MAC is set while the NIC is down: {host:#?}"
+    );
+}
+
+#[test]
+fn names_a_nic_brought_home_from_a_dead_pod_are_made_its_captured_ones_first() {
+    let a = attached_with(
+        "enp1s0",
+        |s| s.host.altnames = vec!["enp0s1f0np0".into()],
+        |k, _| {
+            // The kernel handed it back from a dead pod, with what the tenant gave it.
+            let host = k.in_netns_for_tests(HOST);
+            host.add_altname("enp1s0", "net1").unwrap();
+            host.add_altname("enp1s0", "cni0").unwrap();
+            k.remove_netns(POD);
+        },
+    );
+    let start = a.kernel.journal().len();
+
+    a.give_back().unwrap();
+
+    let i = a.index;
+    let journal = journal_from(&a, start);
+    assert_eq!(
+        journal[0],
+        format!("host: altname #{i} -net1 -cni0"),
+        "{journal:#?}"
+    );
+    let nic = a.kernel.link(HOST, "enp1s0").unwrap().link;
+    assert_eq!(nic.altnames, ["enp0s1f0np0"]);
+}
+
+const PCI_OURS: &str = "0000:5e:00.1";
+const PCI_OTHER: &str = "0000:5e:00.2";
+
+/// The host's sysfs lists `netdev` under PCI function `pci`.
+fn listed_under(a: &Attached, pci: &str, netdev: &str) {
+    let dir = a.sb.path().join("bus/pci/devices").join(pci).join("net");
+    std::fs::create_dir_all(dir.join(netdev)).unwrap();
+}
+
+fn with_pci(s: &mut AttachmentState) {
+    s.pci_address = Some(PciAddress::parse(PCI_OURS).unwrap());
+}
+
+#[test]
+fn another_tenants_nic_with_our_mac_is_not_ours_when_it_sits_on_another_function() {
+    // Our NIC is gone (hot-unplugged, say); another tenant's NIC came home with our MAC.
+    let a = attached_with("net1", with_pci, |k, i| {
+        k.move_link(i, HOST, POD);
+        k.remove_netns(POD);
+        k.add_link(HOST, "enp2s0", MAC, &[], &[]);
+    });
+    listed_under(&a, PCI_OTHER, "enp2s0");
+
+    assert_eq!(find_on_host(&a.kernel, &a.state).unwrap(), None);
+
+    // Found by MAC alone only where the host lists it under our function.
+    listed_under(&a, PCI_OURS, "enp2s0");
+    let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+    assert_eq!(found.name, "enp2s0");
+}
+
+#[test]
+fn a_netdev_sysfs_lists_under_our_function_counts_only_on_that_function() {
+    // Ours is back as eth7 with a MAC the tenant gave it.
+    let a = attached_with("net1", with_pci, |k, i| {
+        rename(k, i, "eth7");
+        k.set_parent_device(HOST, i, PCI_OURS);
+        let mac = LinkChange {
+            mac: Some(crate::device_id::MacAddress::parse("02:00:00:00:00:99").unwrap()),
+            ..LinkChange::default()
+        };
+        k.host().unwrap().set_link(i, &mac).unwrap();
+    });
+    // A stale listing: the name sysfs gave is another function's link now.
+    listed_under(&a, PCI_OURS, "enp3s0");
+    let other = a.kernel.add_link(HOST, "enp3s0", MAC, &[], &[]);
+    a.kernel.set_parent_device(HOST, other, PCI_OTHER);
+
+    let found = find_on_host(&a.kernel, &a.state).unwrap();
+    assert_eq!(
+        found.map(|l| l.name),
+        None,
+        "eth7 is not listed under our function"
+    );
+
+    listed_under(&a, PCI_OURS, "eth7");
+    let found = find_on_host(&a.kernel, &a.state).unwrap().unwrap();
+    assert_eq!((found.name.as_str(), found.index), ("eth7", a.index));
+}
+
+#[test]
+fn without_a_mac_the_pods_interface_name_is_never_the_hosts_own_nic() {
+    // A salvaged state without MAC; the pod's annotation chose eno1 as CNI_IFNAME, the
+    // host's own NIC's name. Its netns is dead: the NIC is nowhere to be seen.
+    let a = attached_with(
+        "eno1",
+        |s| {
+            with_pci(s);
+            s.ifname = "eno1".into();
+            s.host.mac = None;
+        },
+        |k, i| {
+            k.move_link(i, HOST, POD);
+            k.remove_netns(POD);
+            k.add_link(HOST, "eno1", "02:00:00:00:00:42", &[], &[]);
+        },
+    );
+    listed_under(&a, PCI_OTHER, "eno1");
+
+    assert_eq!(find_on_host(&a.kernel, &a.state).unwrap(), None);
+
+    let mut no_pci = a.state.clone();
+    no_pci.pci_address = None;
+    assert_eq!(
+        find_on_host(&a.kernel, &no_pci).unwrap(),
+        None,
+        "nor without a PCI address"
+    );
 }

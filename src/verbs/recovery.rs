@@ -234,11 +234,14 @@ fn move_out(
     let host_ns = kernel.host_netns_fd()?;
     let host = kernel.host()?;
     kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
-        names::move_to_host(pod, host, host_ns, link, pod_only, &state.host.name).map_err(|e| {
-            // Told with the names it has now, after what was shed in the pod.
-            let now = pod.link_by_index(link.index).ok().flatten();
-            moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(link), e)
-        })
+        let own = &state.host.altnames;
+        names::move_to_host(pod, host, host_ns, link, own, pod_only, &state.host.name).map_err(
+            |e| {
+                // Told with the names it has now, after what was shed in the pod.
+                let now = pod.link_by_index(link.index).ok().flatten();
+                moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(link), e)
+            },
+        )
     })
 }
 

@@ -146,6 +146,16 @@ impl FakeKernel {
         self.world.move_link(from, to, index);
     }
 
+    /// Link `index` of `ns` sits on device `parent` (a PCI address), as the kernel reports
+    /// in `IFLA_PARENT_DEV_NAME`.
+    pub fn set_parent_device(&self, ns: &str, index: i32, parent: &str) {
+        self.world
+            .with_link(ns, index, |l| {
+                l.link.parent_device = Some(parent.to_owned())
+            })
+            .expect("link exists");
+    }
+
     /// The link of `ns` called `name`.
     pub fn link(&self, ns: &str, name: &str) -> Option<FakeLink> {
         self.links_in(ns).into_iter().find(|l| l.link.name == name)
@@ -434,6 +444,9 @@ fn apply(link: &mut Link, change: &LinkChange) {
     if let Some(mtu) = change.mtu {
         link.mtu = mtu;
     }
+    if let Some(mac) = &change.mac {
+        link.mac = Some(mac.clone());
+    }
     if let Some(up) = change.up {
         link.up = up;
     }
@@ -450,6 +463,7 @@ fn describe(index: i32, change: &LinkChange) -> String {
     let mut parts = vec![format!("set #{index}")];
     parts.extend(change.name.as_ref().map(|n| format!("name={n}")));
     parts.extend(change.mtu.map(|m| format!("mtu={m}")));
+    parts.extend(change.mac.as_ref().map(|m| format!("mac={m}")));
     parts.extend(
         change
             .up
@@ -532,11 +546,24 @@ impl Links for Bound {
         })
     }
     fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
+        self.del_altnames(index, &[altname.to_owned()])
+    }
+    /// One request, journalled `altname #3 -a -b`; like the kernel, it stops at the first
+    /// name the link does not carry (ENOENT).
+    fn del_altnames(&self, index: i32, altnames: &[String]) -> Result<()> {
+        let names: Vec<String> = altnames.iter().map(|a| format!("-{a}")).collect();
         self.world
-            .record(&self.ns, format!("altname #{index} -{altname}"));
-        self.world.with_link(&self.ns, index, |l| {
-            l.link.altnames.retain(|a| a != altname)
-        })
+            .record(&self.ns, format!("altname #{index} {}", names.join(" ")));
+        for altname in altnames {
+            let carried = self
+                .world
+                .with_link(&self.ns, index, |l| l.link.altnames.contains(altname))?;
+            if !carried {
+                return Err(errno(nix::libc::ENOENT, "RTM_DELLINKPROP"));
+            }
+            self.del_altname_quietly(index, altname)?;
+        }
+        Ok(())
     }
     fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
         self.world

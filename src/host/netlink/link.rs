@@ -45,6 +45,9 @@ pub(super) const RTM_DELLINKPROP: u16 = 109;
 pub struct LinkChange {
     pub name: Option<String>,
     pub mtu: Option<u32>,
+    /// The hardware address (`IFLA_ADDRESS`); the kernel sets it before it changes the
+    /// link's up/down state, and many drivers take it only while the link is down.
+    pub mac: Option<MacAddress>,
     pub up: Option<bool>,
     /// `Some("")` clears the alias.
     pub alias: Option<String>,
@@ -100,7 +103,7 @@ impl Netlink {
         let what = format!("giving {link_name} the alternative name {altname}");
         let mut attrs = RtBuffer::new();
         attrs.push(super::attr(Ifla::Ifname, link_name)?);
-        attrs.push(prop_list(altname)?);
+        attrs.push(prop_list(&[altname])?);
         self.link_prop(RTM_NEWLINKPROP, 0, attrs, &what)
             .map_err(|e| match e.errno() {
                 Some(nix::libc::EEXIST) => e.because(format!("the name {altname} is taken")),
@@ -110,14 +113,75 @@ impl Netlink {
 
     /// Takes the alternative name `altname` off link `index`.
     pub fn del_altname(&self, index: i32, altname: &str) -> Result<()> {
-        let what = format!("taking the alternative name {altname} off interface #{index}");
+        self.del_altnames(index, &[altname.to_owned()])
+    }
+
+    /// Takes every one of `altnames` off link `index` in one request (the kernel handles
+    /// the names of one `IFLA_PROP_LIST` in turn and stops at the first it refuses).
+    pub fn del_altnames(&self, index: i32, altnames: &[String]) -> Result<()> {
+        let names = altnames.join(", ");
+        let what = format!("taking the alternative names {names} off interface #{index}");
         let mut attrs = RtBuffer::new();
-        attrs.push(prop_list(altname)?);
+        let altnames: Vec<&str> = altnames.iter().map(String::as_str).collect();
+        attrs.push(prop_list(&altnames)?);
         self.link_prop(RTM_DELLINKPROP, index, attrs, &what)
             .map_err(|e| {
                 let link = self.name_of(index);
-                e.while_doing(format!("taking the alternative name {altname} off {link}"))
+                let noun = if altnames.len() == 1 { "name" } else { "names" };
+                e.while_doing(format!("taking the alternative {noun} {names} off {link}"))
             })
+    }
+
+    /// [`Netlink::del_altname_of`] and a look-up of `link_name` afterwards, sent together in
+    /// one datagram: one round trip for the removal and the names the link still has.
+    pub fn del_altname_of_then_read(
+        &self,
+        link_name: &str,
+        altname: &str,
+    ) -> (Result<()>, Result<Option<Link>>) {
+        let removal = self.del_altname_of_request(link_name, altname);
+        let lookup = self.link_by_name_request(link_name);
+        let (removal, lookup) = match (removal, lookup) {
+            (Ok(r), Ok(l)) => (r, l),
+            (Err(e), _) | (_, Err(e)) => {
+                let lookup = self.link_by_name(link_name);
+                return (Err(e), lookup);
+            }
+        };
+        let [removed, read] = self.exchange_two(removal, lookup);
+        let read = match read {
+            Ok(links) => Ok(links.iter().find_map(parse_link)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        };
+        (removed.map(drop), read)
+    }
+
+    fn del_altname_of_request(
+        &self,
+        link_name: &str,
+        altname: &str,
+    ) -> Result<super::Request<Ifinfomsg>> {
+        let what = format!("taking the alternative name {altname} off {link_name}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(super::attr(Ifla::Ifname, link_name)?);
+        attrs.push(prop_list(&[altname])?);
+        Ok(super::Request {
+            ty: Rtm::UnrecognizedConst(RTM_DELLINKPROP),
+            payload: ifinfomsg(0, attrs, &what)?,
+            what,
+        })
+    }
+
+    fn link_by_name_request(&self, name: &str) -> Result<super::Request<Ifinfomsg>> {
+        let what = format!("looking up interface {name}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(super::attr(Ifla::Ifname, name)?);
+        Ok(super::Request {
+            ty: Rtm::Getlink,
+            payload: ifinfomsg(0, attrs, &what)?,
+            what,
+        })
     }
 
     /// Takes the alternative name `altname` off the link called `link_name`, in one request
@@ -127,7 +191,7 @@ impl Netlink {
         let what = format!("taking the alternative name {altname} off {link_name}");
         let mut attrs = RtBuffer::new();
         attrs.push(super::attr(Ifla::Ifname, link_name)?);
-        attrs.push(prop_list(altname)?);
+        attrs.push(prop_list(&[altname])?);
         self.link_prop(RTM_DELLINKPROP, 0, attrs, &what)
     }
 
@@ -152,6 +216,9 @@ impl Netlink {
         }
         if let Some(mtu) = change.mtu {
             attrs.push(super::attr(Ifla::Mtu, mtu)?);
+        }
+        if let Some(mac) = &change.mac {
+            attrs.push(super::attr(Ifla::Address, mac.as_bytes())?);
         }
         if let Some(alias) = &change.alias {
             // An empty payload (not "\0") is what removes an alias.
@@ -206,6 +273,12 @@ impl LinkChange {
             step(
                 format!("setting the MTU of {link} to {mtu}"),
                 format!("setting its MTU to {mtu}"),
+            );
+        }
+        if let Some(mac) = &self.mac {
+            step(
+                format!("setting the MAC address of {link} to {mac}"),
+                format!("setting its MAC address to {mac}"),
             );
         }
         match self.alias.as_deref() {
@@ -329,12 +402,14 @@ fn ifinfomsg(
         .map_err(|e| super::build_error(what, e))
 }
 
-/// `IFLA_PROP_LIST { IFLA_ALT_IFNAME altname }`.
-fn prop_list(altname: &str) -> Result<neli::rtnl::Rtattr<Ifla, neli::types::Buffer>> {
-    let name = super::attr(Ifla::UnrecognizedConst(IFLA_ALT_IFNAME), altname)?;
+/// `IFLA_PROP_LIST { IFLA_ALT_IFNAME altname, ... }`.
+fn prop_list(altnames: &[&str]) -> Result<neli::rtnl::Rtattr<Ifla, neli::types::Buffer>> {
     let mut nested = std::io::Cursor::new(Vec::new());
-    neli::ToBytes::to_bytes(&name, &mut nested)
-        .map_err(|e| super::build_error("building an alternative-name attribute", e))?;
+    for altname in altnames {
+        let name = super::attr(Ifla::UnrecognizedConst(IFLA_ALT_IFNAME), *altname)?;
+        neli::ToBytes::to_bytes(&name, &mut nested)
+            .map_err(|e| super::build_error("building an alternative-name attribute", e))?;
+    }
     super::attr(
         Ifla::UnrecognizedConst(IFLA_PROP_LIST | NLA_F_NESTED),
         neli::types::Buffer::from(nested.into_inner()),
@@ -529,6 +604,45 @@ mod tests {
         assert!(msg.starts_with("setting the MTU of a0 to 70000: "), "{msg}");
         assert!(!msg.contains("os error") && !msg.contains("errno"), "{msg}");
         assert!(e.details().contains("errno 22 (EINVAL"), "{}", e.details());
+    }
+
+    /// Against the running kernel (root only): a removal and a read sent in one datagram
+    /// each get their own answer, the read seeing the removal done; several names go in
+    /// one request.
+    #[test]
+    fn a_removal_and_a_read_in_one_round_trip_and_several_names_in_one_request() {
+        use crate::host::kernel::{Kernel, LiveKernel};
+        let Some(scratch) = crate::host::testing::ScratchNetns::new("altbatch") else {
+            return;
+        };
+        assert!(scratch.ip(&["link", "add", "a0", "type", "veth", "peer", "name", "b0"]));
+        let kernel = LiveKernel::new();
+        let pod = kernel.links_in(&scratch.path()).unwrap();
+        for alt in ["net9", "cni9", "x9"] {
+            pod.add_altname("a0", alt).unwrap();
+        }
+
+        let (removed, read) = pod.del_altname_of_then_read("a0", "net9");
+        removed.unwrap();
+        let a0 = read.unwrap().expect("a0 read back");
+        assert_eq!(a0.altnames, ["cni9", "x9"]);
+
+        let (removed, read) = pod.del_altname_of_then_read("a0", "net9");
+        assert_eq!(removed.unwrap_err().errno(), Some(nix::libc::ENOENT));
+        assert_eq!(
+            read.unwrap().unwrap().index,
+            a0.index,
+            "read despite the refusal"
+        );
+        let (removed, read) = pod.del_altname_of_then_read("c0", "net9");
+        assert_eq!(removed.unwrap_err().errno(), Some(nix::libc::ENODEV));
+        assert_eq!(read.unwrap(), None);
+
+        pod.del_altnames(a0.index, &["cni9".into(), "x9".into()])
+            .unwrap();
+        assert!(pod.link_by_name("a0").unwrap().unwrap().altnames.is_empty());
+        // The socket is left with no stale reply: the next request reads its own answer.
+        assert_eq!(pod.link_by_name("b0").unwrap().unwrap().name, "b0");
     }
 
     /// Against the running kernel (root only): an alternative name is taken off the link

@@ -78,6 +78,24 @@ pub trait Links {
     }
     /// Takes the alternative name `altname` off link `index`.
     fn del_altname(&self, index: i32, altname: &str) -> Result<()>;
+    /// Takes every one of `altnames` off link `index`; [`Netlink`] in one request (the
+    /// kernel stops at the first it refuses).
+    fn del_altnames(&self, index: i32, altnames: &[String]) -> Result<()> {
+        altnames.iter().try_for_each(|a| self.del_altname(index, a))
+    }
+    /// [`Links::del_altname_of`], then the link called `link_name` as it is afterwards
+    /// (`None`: no such link): the outcome of each. [`Netlink`] sends both in one datagram,
+    /// one round trip.
+    fn del_altname_of_then_read(
+        &self,
+        link_name: &str,
+        altname: &str,
+    ) -> (Result<()>, Result<Option<Link>>) {
+        (
+            self.del_altname_of(link_name, altname),
+            self.link_by_name(link_name),
+        )
+    }
     /// Takes the alternative name `altname` off the link called `link_name` in one request
     /// (no lookup first). Only that link loses it: EINVAL if `altname` is another link's
     /// name, ENOENT if nobody has it, ENODEV if there is no `link_name`.
@@ -163,6 +181,16 @@ impl Links for Netlink {
     fn del_altname_of(&self, link_name: &str, altname: &str) -> Result<()> {
         Netlink::del_altname_of(self, link_name, altname)
     }
+    fn del_altnames(&self, index: i32, altnames: &[String]) -> Result<()> {
+        Netlink::del_altnames(self, index, altnames)
+    }
+    fn del_altname_of_then_read(
+        &self,
+        link_name: &str,
+        altname: &str,
+    ) -> (Result<()>, Result<Option<Link>>) {
+        Netlink::del_altname_of_then_read(self, link_name, altname)
+    }
 }
 
 /// Receive buffer size: the kernel sizes a dump's datagrams to the reader's buffer, up to
@@ -206,6 +234,89 @@ impl Netlink {
         let mut payloads = Vec::new();
         self.exchange_with(ty, flags, payload, what, |p: &P| payloads.push(p.clone()))?;
         Ok(payloads)
+    }
+
+    /// Sends two requests in one datagram (one round trip: the kernel handles them in
+    /// order, the second even if the first fails) and returns each one's outcome and
+    /// payloads. Neither may be a dump.
+    fn exchange_two<P>(&self, first: Request<P>, second: Request<P>) -> [Result<Vec<P>>; 2]
+    where
+        P: Size + ToBytes + FromBytesWithInput<Input = usize> + Debug + Clone,
+    {
+        let requests = [first, second];
+        let seqs = [self.next_seq(), self.next_seq()];
+        let mut bytes = Vec::new();
+        for (r, seq) in requests.iter().zip(seqs) {
+            match r.to_bytes(seq) {
+                Ok(b) => bytes.extend(b),
+                Err(e) => return [Err(e), Err(r.not_sent())],
+            }
+        }
+        if let Err(e) = self.socket.send(&bytes, Msg::empty()) {
+            let first = socket_error(&requests[0].what, requests[0].ty, e);
+            return [Err(first), Err(requests[1].not_sent())];
+        }
+        let mut outcomes: [Option<Result<Vec<P>>>; 2] = [None, None];
+        let mut payloads: [Vec<P>; 2] = [Vec::new(), Vec::new()];
+        let mut buffer = self.buffer.borrow_mut();
+        while outcomes.iter().any(Option::is_none) {
+            let pending = outcomes.iter().position(Option::is_none).unwrap_or(0);
+            let r = &requests[pending];
+            let len = match self.socket.recv(&mut buffer[..], Msg::TRUNC) {
+                Ok((len, _)) if len <= RECV_BUFFER => len,
+                Ok((len, _)) => {
+                    let e = malformed(
+                        &r.what,
+                        r.ty,
+                        "the kernel's reply did not fit the receive buffer",
+                        &format!("a {len}-byte reply, a {RECV_BUFFER}-byte buffer"),
+                    );
+                    outcomes[pending] = Some(Err(e));
+                    continue;
+                }
+                Err(e) => {
+                    outcomes[pending] = Some(Err(socket_error(&r.what, r.ty, e)));
+                    continue;
+                }
+            };
+            let mut replies = Cursor::new(&buffer[..len]);
+            while (replies.position() as usize) < replies.get_ref().len() {
+                let reply = match Nlmsghdr::<Rtm, P>::from_bytes(&mut replies) {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        let why = "the kernel's reply could not be read";
+                        outcomes[pending] = Some(Err(malformed(&r.what, r.ty, why, &e)));
+                        break;
+                    }
+                };
+                let Some(i) = seqs.iter().position(|s| s == reply.nl_seq()) else {
+                    continue; // a late reply to an earlier request
+                };
+                if outcomes[i].is_some() {
+                    continue;
+                }
+                let r = &requests[i];
+                match reply.nl_payload() {
+                    NlPayload::Payload(p) => payloads[i].push(p.clone()),
+                    NlPayload::Err(e) => {
+                        let errno = -*e.error();
+                        let refusal = refused(&r.what, r.ty, errno, kernel_message(e.ext_ack()));
+                        outcomes[i] = Some(Err(refusal));
+                    }
+                    NlPayload::Ack(_) => {
+                        outcomes[i] = Some(Ok(std::mem::take(&mut payloads[i])));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        outcomes.map(|o| o.expect("every outcome is set before the loop ends"))
+    }
+
+    fn next_seq(&self) -> u32 {
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        seq
     }
 
     /// Sends one request and hands every payload of the reply to `each`.
@@ -293,6 +404,37 @@ impl Netlink {
 }
 
 const UNBUILDABLE: &str = "the netlink request could not be built";
+
+/// One request of [`Netlink::exchange_two`]: its type, payload and what it does in words.
+struct Request<P> {
+    ty: Rtm,
+    payload: P,
+    what: String,
+}
+
+impl<P: Size + ToBytes + Debug + Clone> Request<P> {
+    /// The request as sequence number `seq`, asking for an ACK.
+    fn to_bytes(&self, seq: u32) -> Result<Vec<u8>> {
+        let unbuildable =
+            |e: &dyn std::fmt::Display| malformed(&self.what, self.ty, UNBUILDABLE, e);
+        let msg = NlmsghdrBuilder::default()
+            .nl_type(self.ty)
+            .nl_flags(NlmF::REQUEST | NlmF::ACK)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(self.payload.clone()))
+            .build()
+            .map_err(|e| unbuildable(&e))?;
+        let mut bytes = Cursor::new(vec![0; msg.padded_size()]);
+        msg.to_bytes(&mut bytes).map_err(|e| unbuildable(&e))?;
+        Ok(bytes.into_inner())
+    }
+
+    /// This request was never sent, because the one before it could not be.
+    fn not_sent(&self) -> Error {
+        let why = "the request sent with it failed first";
+        malformed(&self.what, self.ty, why, &"not sent")
+    }
+}
 
 /// The kernel refused the request with `errno`, maybe saying why in its extended ack.
 fn refused(what: &str, ty: Rtm, errno: i32, kernel_says: Option<String>) -> Error {
