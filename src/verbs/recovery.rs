@@ -460,6 +460,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
             master: None,
             carries_default_route: false,
             altnames: Vec::new(),
+            identity: None,
         },
         pod_ifname: entry.host_interface_name.clone(),
         staging_name: None,

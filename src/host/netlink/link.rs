@@ -25,10 +25,18 @@ pub struct Link {
     pub parent_device: Option<String>,
     /// Its alternative names (kernel 5.5+), which name lookups resolve like its name.
     pub altnames: Vec<String>,
+    /// Its kind (`IFLA_INFO_KIND`: `veth`, `dummy`, `macvlan`, ...); `None` for a device a
+    /// driver made (a PCI function's netdev), which no netlink request can create.
+    pub kind: Option<String>,
+    /// The link it is tied to (a veth's peer, a macvlan's lower device) is in another
+    /// network namespace (`IFLA_LINK_NETNSID` is given).
+    pub other_end_elsewhere: bool,
 }
 
 /// `IFLA_PARENT_DEV_NAME` (linux/if_link.h), which neli 0.7 does not name.
 const IFLA_PARENT_DEV_NAME: u16 = 56;
+/// `IFLA_INFO_KIND`, inside `IFLA_LINKINFO`.
+const IFLA_INFO_KIND: u16 = 1;
 /// `IFLA_PROP_LIST` and `IFLA_ALT_IFNAME`, and the nested-attribute flag the kernel's strict
 /// validation wants on the list.
 const IFLA_PROP_LIST: u16 = 52;
@@ -312,7 +320,25 @@ fn parse_link(msg: &Ifinfomsg) -> Option<Link> {
             .ok()
             .filter(|p| !p.is_empty()),
         altnames: altnames(msg),
+        kind: kind(msg),
+        other_end_elsewhere: attrs.get_attribute(Ifla::LinkNetnsid).is_some(),
     })
+}
+
+/// The `IFLA_INFO_KIND` of the link's `IFLA_LINKINFO`, if it has one.
+fn kind(msg: &Ifinfomsg) -> Option<String> {
+    let type_of = |t: Ifla| u16::from(t) & NLA_TYPE_MASK;
+    let info = msg
+        .rtattrs()
+        .iter()
+        .find(|a| type_of(*a.rta_type()) == u16::from(Ifla::Linkinfo))?;
+    let nested = info.get_attr_handle::<Ifla>().ok()?;
+    let kind = nested
+        .iter()
+        .find(|a| type_of(*a.rta_type()) == IFLA_INFO_KIND)?
+        .get_payload_as_with_len::<String>()
+        .ok()?;
+    (!kind.is_empty()).then_some(kind)
 }
 
 /// A link request for link `index` (0: the link the attributes name) with `attrs`.
@@ -390,6 +416,30 @@ mod tests {
         assert!(link.up);
         assert_eq!(link.master, Some(7));
         assert_eq!(link.parent_device.as_deref(), Some("0000:5e:00.1"));
+    }
+
+    /// A veth whose peer is in another namespace: ifinfomsg, IFLA_IFNAME "eth1",
+    /// IFLA_LINKINFO { IFLA_INFO_KIND "veth" }, IFLA_LINK_NETNSID 0.
+    const VETH_PEER_ELSEWHERE: &[u8] = &[
+        0, 0, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // family, type, index 4, flags
+        9, 0, 3, 0, b'e', b't', b'h', b'1', 0, 0, 0, 0, // IFLA_IFNAME
+        16, 0, 18, 0, 9, 0, 1, 0, b'v', b'e', b't', b'h', 0, 0, 0, 0, // IFLA_LINKINFO
+        8, 0, 37, 0, 0, 0, 0, 0, // IFLA_LINK_NETNSID 0
+    ];
+
+    #[test]
+    fn reads_the_kind_and_whether_the_other_end_is_elsewhere() {
+        let parse = |bytes: &[u8]| {
+            let msg = Ifinfomsg::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len())
+                .unwrap();
+            parse_link(&msg).unwrap()
+        };
+        let veth = parse(VETH_PEER_ELSEWHERE);
+        assert_eq!(veth.kind.as_deref(), Some("veth"));
+        assert!(veth.other_end_elsewhere);
+        let nic = parse(BOND_SLAVE);
+        assert_eq!(nic.kind, None, "a PCI function's netdev has no kind");
+        assert!(!nic.other_end_elsewhere);
     }
 
     /// Against the running kernel, in a network namespace of the test's own with a veth
