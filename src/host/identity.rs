@@ -68,7 +68,9 @@ pub fn why_not_the_nic(
 fn differs(recorded: &LinkIdentity, now: &LinkIdentity) -> Option<String> {
     if recorded.kind != now.kind {
         return Some(match (&recorded.kind, &now.kind) {
-            (None, Some(k)) => format!("it is a {k} link, which a pod can create; the NIC is a device"),
+            (None, Some(k)) => {
+                format!("it is a {k} link, which a pod can create; the NIC is a device")
+            }
             (Some(r), Some(k)) => format!("it is a {k} link; the NIC is a {r} link"),
             (Some(r), None) => format!("it has no link kind; the NIC is a {r} link"),
             (None, None) => unreachable!("the kinds differ"),
@@ -109,7 +111,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pci = pci.map(|p| PciAddress::parse(p).unwrap());
         let recorded = recorded.map(LinkIdentity::of);
-        why_not_the_nic(recorded.as_ref(), pci.as_ref(), &Sysfs::new(dir.path()), now)
+        why_not_the_nic(
+            recorded.as_ref(),
+            pci.as_ref(),
+            &Sysfs::new(dir.path()),
+            now,
+        )
     }
 
     #[test]

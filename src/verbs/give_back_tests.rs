@@ -327,7 +327,10 @@ fn a_veth_the_pod_made_in_the_nics_place_gets_nothing_and_the_nic_itself_is_give
         .find(|l| l.link.index == veth)
         .expect("host-device brought the veth home");
     assert_eq!(impostor.link.name, format!("ahd{veth}"), "renamed aside");
-    assert!(impostor.addresses.is_empty(), "none of the host's addresses");
+    assert!(
+        impostor.addresses.is_empty(),
+        "none of the host's addresses"
+    );
     assert!(!impostor.link.up);
     let journal = a.kernel.journal();
     assert!(
@@ -352,11 +355,20 @@ fn when_the_nic_itself_cannot_be_found_the_give_back_fails_and_keeps_the_state()
 
     assert_eq!(err.code() as u32, 100, "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("is not the NIC") && msg.contains("state is kept"), "{msg}");
+    assert!(
+        msg.contains("is not the NIC") && msg.contains("state is kept"),
+        "{msg}"
+    );
     assert_eq!(a.store.attachments().unwrap().len(), 1, "state kept");
     let impostor = a.kernel.links_in(HOST);
     assert_eq!(impostor.len(), 1, "only the veth came home: {impostor:?}");
     assert_eq!(impostor[0].link.index, veth);
-    assert!(impostor[0].addresses.is_empty(), "none of the host's addresses");
-    assert!(a.kernel.link(POD, "real0").is_some(), "the NIC is left in the pod");
+    assert!(
+        impostor[0].addresses.is_empty(),
+        "none of the host's addresses"
+    );
+    assert!(
+        a.kernel.link(POD, "real0").is_some(),
+        "the NIC is left in the pod"
+    );
 }

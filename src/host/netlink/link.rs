@@ -430,8 +430,8 @@ mod tests {
     #[test]
     fn reads_the_kind_and_whether_the_other_end_is_elsewhere() {
         let parse = |bytes: &[u8]| {
-            let msg = Ifinfomsg::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len())
-                .unwrap();
+            let msg =
+                Ifinfomsg::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).unwrap();
             parse_link(&msg).unwrap()
         };
         let veth = parse(VETH_PEER_ELSEWHERE);
