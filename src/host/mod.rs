@@ -6,6 +6,7 @@
 
 pub mod delegate;
 pub mod device;
+pub mod identity;
 pub mod kernel;
 pub mod names;
 pub mod netlink;

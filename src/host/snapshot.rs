@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device_id::MacAddress;
 use crate::error::Error;
+use crate::host::identity::LinkIdentity;
 use crate::host::names;
 use crate::host::netlink::consts::*;
 use crate::host::netlink::{Address, Link, LinkChange, Links, Route};
@@ -36,6 +37,10 @@ pub struct HostInterface {
     /// Its own alternative names on the host (they move with it, and stay its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altnames: Vec<String>,
+    /// What tells it from a link a pod creates in its place (`host/identity.rs`); none in
+    /// a state written before it was captured, or built without a capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<LinkIdentity>,
 }
 
 impl HostInterface {
@@ -79,6 +84,7 @@ impl HostInterface {
             master,
             carries_default_route,
             altnames: link.altnames.clone(),
+            identity: Some(LinkIdentity::of(link)),
         }
     }
 

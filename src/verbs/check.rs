@@ -287,6 +287,8 @@ mod tests {
             master: None,
             parent_device: None,
             altnames: Vec::new(),
+            kind: None,
+            other_end_elsewhere: false,
         }
     }
 

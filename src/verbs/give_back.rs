@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::fault;
 use crate::host::delegate::Delegate;
 use crate::host::device::Sysfs;
+use crate::host::identity;
 use crate::host::kernel::Kernel;
 use crate::host::names;
 use crate::host::netlink::{is_not_found, Link, Links};
@@ -85,12 +86,45 @@ fn drop_adopted_vendor_entry(store: &StateStore, state: &AttachmentState) -> Res
 }
 
 /// Gets the device onto the host: from each live pod netns in turn (host-device first, then
-/// ourselves), else wherever the kernel put it. `None` if it is nowhere.
+/// ourselves), else wherever the kernel put it. `None` if it is nowhere. A link a pod made
+/// in the NIC's place is never taken for it (`host/identity.rs`): it is set aside and the
+/// NIC itself looked for in the pod; if it cannot be found there, the give-back fails and
+/// the state stays.
 fn bring_to_host(
     kernel: &dyn Kernel,
     ctx: &Context,
     delegate: Option<&Delegate>,
     state: &AttachmentState,
+) -> Result<Option<Link>> {
+    let mut impostor: Option<Impostor> = None;
+    let found = search(kernel, ctx, delegate, state, &mut impostor)?;
+    match (found, impostor) {
+        (None, Some(i)) => Err(Error::device_not_found(format!(
+            "{} was not given back: the link that came back from the pod under its name \
+             ({}, #{}) is not the NIC ({}), so nothing of the host's was put on it; the NIC \
+             itself was not found in the pod (renamed and given another MAC there?). \
+             The attachment's state is kept for the next DEL",
+            nic_of(state),
+            i.link.name,
+            i.link.index,
+            i.why
+        ))),
+        (found, _) => Ok(found),
+    }
+}
+
+/// A link a pod made in the NIC's place, as it came back, and what tells it apart.
+struct Impostor {
+    link: Link,
+    why: String,
+}
+
+fn search(
+    kernel: &dyn Kernel,
+    ctx: &Context,
+    delegate: Option<&Delegate>,
+    state: &AttachmentState,
+    impostor: &mut Option<Impostor>,
 ) -> Result<Option<Link>> {
     let pod_namespaces = live_pod_netns(kernel, &ctx.env, state);
     for ns in &pod_namespaces {
@@ -105,16 +139,16 @@ fn bring_to_host(
                 log_info!("host-device DEL in {} did not complete ({e})", ns.display());
             }
         }
-        if let Some(link) = find_on_host(kernel, state)? {
+        if let Some(link) = verified_on_host(kernel, state, impostor)? {
             return Ok(Some(link));
         }
-        if move_out_of_pod(kernel, ns, state)? {
-            if let Some(link) = find_on_host(kernel, state)? {
+        if let Some(moved) = move_out_of_pod(kernel, ns, state)? {
+            if let Some(link) = arrived(kernel, state, &moved, impostor)? {
                 return Ok(Some(link));
             }
         }
     }
-    if let Some(link) = find_on_host(kernel, state)? {
+    if let Some(link) = verified_on_host(kernel, state, impostor)? {
         return Ok(Some(link));
     }
     if pod_namespaces.is_empty() {
@@ -123,6 +157,92 @@ fn bring_to_host(
         return wait_for_device_on_host(kernel, state);
     }
     Ok(None)
+}
+
+/// The link we moved out of the pod, on the host: looked up by its index (the kernel keeps
+/// it unless the host has it), not by a name a pod's link may carry too; else searched.
+fn arrived(
+    kernel: &dyn Kernel,
+    state: &AttachmentState,
+    moved: &Link,
+    impostor: &mut Option<Impostor>,
+) -> Result<Option<Link>> {
+    let host = kernel.host()?;
+    let by_index = host
+        .link_by_index(moved.index)?
+        .filter(|l| l.mac == moved.mac);
+    match by_index {
+        Some(link) => match why_not_ours(kernel, state, &link) {
+            None => Ok(Some(link)),
+            Some(why) => {
+                set_aside(host, &link, &why, state);
+                *impostor = Some(Impostor { link, why });
+                Ok(None)
+            }
+        },
+        None => verified_on_host(kernel, state, impostor),
+    }
+}
+
+/// Our device on the host, found as `find_on_host` does; a link a pod made in its place is
+/// set aside (and remembered), never returned.
+fn verified_on_host(
+    kernel: &dyn Kernel,
+    state: &AttachmentState,
+    impostor: &mut Option<Impostor>,
+) -> Result<Option<Link>> {
+    match look_on_host(kernel, state)? {
+        OnHost::Nic(link) => Ok(Some(link)),
+        OnHost::Impostor(link, why) => {
+            set_aside(kernel.host()?, &link, &why, state);
+            *impostor = Some(Impostor { link, why });
+            Ok(None)
+        }
+        OnHost::Nothing => Ok(None),
+    }
+}
+
+/// Renames a link a pod made in the NIC's place out of the NIC's way (down, to a temporary
+/// name), so that the NIC can have its name back. Nothing else is done to it: it is the
+/// pod's, and goes with the pod's netns (its peer is there). Best effort: logged.
+fn set_aside(host: &dyn Links, link: &Link, why: &str, state: &AttachmentState) {
+    log_error!(
+        "{} (#{}) came back from the pod under the name of {} but is not it ({why}); \
+         putting nothing of the host's on it",
+        link.name,
+        link.index,
+        nic_of(state)
+    );
+    let aside = host.set_down(link.index).and_then(|()| {
+        names::rename_to_first_free(host, link.index, names::temporary_names(link.index), |_| {
+            Ok(())
+        })
+    });
+    match aside {
+        Ok(name) => log_info!("renamed the pod's link {} to {name}", link.name),
+        Err(e) => log_error!("could not rename the pod's link {} aside: {e}", link.name),
+    }
+}
+
+/// Why `link` on the host is not our NIC, if something says so (`host/identity.rs`).
+fn why_not_ours(kernel: &dyn Kernel, state: &AttachmentState, link: &Link) -> Option<String> {
+    if state.host.ifindex != 0 && link.index != state.host.ifindex {
+        // Not a proof either way (the kernel gives a new index when the host has the old
+        // one, and a pod chooses the index of a link it creates): only worth a line.
+        log_debug!(
+            "{} has index {}, {} had {} when captured",
+            link.name,
+            link.index,
+            state.host.name,
+            state.host.ifindex
+        );
+    }
+    identity::why_not_the_nic(
+        state.host.identity.as_ref(),
+        state.pci_address.as_ref(),
+        kernel.sysfs(),
+        link,
+    )
 }
 
 /// `CNI_IFNAME` when it is a name the pod gave the NIC (its alternative name there, or its
@@ -380,10 +500,32 @@ fn parent_pci(l: &Link, sysfs: Option<&Sysfs>) -> Option<PciAddress> {
     }
 }
 
-/// Our device on the host, if it is there.
+/// What the host has where our device would be.
+enum OnHost {
+    Nic(Link),
+    /// A link found by the NIC's names or MAC that is provably not the NIC.
+    Impostor(Link, String),
+    Nothing,
+}
+
+fn look_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Result<OnHost> {
+    let found = find_device(kernel.host()?, state, Some(kernel.sysfs()))
+        .map_err(|e| e.during(format!("looking for {} on the host", nic_of(state))))?;
+    Ok(match found {
+        None => OnHost::Nothing,
+        Some(link) => match why_not_ours(kernel, state, &link) {
+            None => OnHost::Nic(link),
+            Some(why) => OnHost::Impostor(link, why),
+        },
+    })
+}
+
+/// Our device on the host, if it is there (never a link a pod made in its place).
 pub fn find_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Result<Option<Link>> {
-    find_device(kernel.host()?, state, Some(kernel.sysfs()))
-        .map_err(|e| e.during(format!("looking for {} on the host", nic_of(state))))
+    Ok(match look_on_host(kernel, state)? {
+        OnHost::Nic(link) => Some(link),
+        OnHost::Impostor(..) | OnHost::Nothing => None,
+    })
 }
 
 /// Our device in pod netns `ns`, if it is there (sysfs shows the host's view, so only names
@@ -411,13 +553,17 @@ fn wait_for_device_on_host(kernel: &dyn Kernel, state: &AttachmentState) -> Resu
 
 /// Moves the device from the pod to the host ourselves, for when host-device could not:
 /// never under a name only the pod may have, and past a name another NIC brought home
-/// meanwhile (`names::move_to_host`). Returns whether it was there to move.
-fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> Result<bool> {
+/// meanwhile (`names::move_to_host`). Returns the link moved, if it was there to move.
+fn move_out_of_pod(
+    kernel: &dyn Kernel,
+    ns: &Path,
+    state: &AttachmentState,
+) -> Result<Option<Link>> {
     let host_ns = kernel.host_netns_fd()?;
     let host = kernel.host()?;
     kernel.in_netns(ns, |pod| {
         let Some(link) = find_device(pod, state, None)? else {
-            return Ok(false);
+            return Ok(None);
         };
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
         // The name host-device would have given it back: its alias.
@@ -437,7 +583,7 @@ fn move_out_of_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState) -> R
             let now = pod.link_by_index(link.index).ok().flatten();
             moving_back_failed(kernel, &nic_of(state), now.as_ref().unwrap_or(&link), e)
         })?;
-        Ok(true)
+        Ok(Some(link))
     })
 }
 

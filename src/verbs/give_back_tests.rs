@@ -498,3 +498,92 @@ fn without_a_mac_the_pods_interface_name_is_never_the_hosts_own_nic() {
         "nor without a PCI address"
     );
 }
+
+fn nic_swapped_for_a_veth_in_the_pod() -> (Attached, i32) {
+    let mut a = in_the_pod_answering_to_net1();
+    let pci = "0000:5e:00.1";
+    a.kernel
+        .edit_link(POD, a.index, |l| l.parent_device = Some(pci.into()));
+    a.state.host.identity = Some(crate::host::identity::LinkIdentity {
+        parent_device: Some(pci.into()),
+        ..Default::default()
+    });
+    a.store.save(&a.state).unwrap();
+    let pod = a.kernel.in_netns_for_tests(POD);
+    rename_in(&pod, a.index, "real0");
+    let veth = a.kernel.add_link(POD, "enp1s0", MAC, &[], &[]);
+    a.kernel.edit_link(POD, veth, |l| {
+        l.kind = Some("veth".into());
+        l.other_end_elsewhere = true;
+        l.alias = Some("enp1s0".into());
+    });
+    (a, veth)
+}
+
+fn rename_in(links: &dyn Links, index: i32, name: &str) {
+    let change = LinkChange {
+        name: Some(name.into()),
+        ..LinkChange::default()
+    };
+    links.set_link(index, &change).unwrap();
+}
+
+#[test]
+fn a_veth_the_pod_made_in_the_nics_place_gets_nothing_and_the_nic_itself_is_given_back() {
+    let (a, veth) = nic_swapped_for_a_veth_in_the_pod();
+
+    a.give_back().unwrap();
+
+    a.assert_restored();
+    let impostor = a
+        .kernel
+        .links_in(HOST)
+        .into_iter()
+        .find(|l| l.link.index == veth)
+        .expect("host-device brought the veth home");
+    assert_eq!(impostor.link.name, format!("ahd{veth}"), "renamed aside");
+    assert!(
+        impostor.addresses.is_empty(),
+        "none of the host's addresses"
+    );
+    assert!(!impostor.link.up);
+    let journal = a.kernel.journal();
+    assert!(
+        !journal
+            .iter()
+            .any(|j| j.contains(&format!("add #{veth} address"))),
+        "{journal:?}"
+    );
+}
+
+#[test]
+fn when_the_nic_itself_cannot_be_found_the_give_back_fails_and_keeps_the_state() {
+    let (a, veth) = nic_swapped_for_a_veth_in_the_pod();
+    // The tenant hid the NIC better: another MAC, and no net1.
+    let pod = a.kernel.in_netns_for_tests(POD);
+    pod.del_altname(a.index, "net1").unwrap();
+    a.kernel.edit_link(POD, a.index, |l| {
+        l.mac = Some(crate::device_id::MacAddress::parse("02:00:00:00:00:99").unwrap())
+    });
+
+    let err = a.give_back().unwrap_err();
+
+    assert_eq!(err.code() as u32, 100, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is not the NIC") && msg.contains("state is kept"),
+        "{msg}"
+    );
+    assert_eq!(a.store.attachments().unwrap().len(), 1, "state kept");
+    let impostor = a.kernel.links_in(HOST);
+    assert_eq!(impostor.len(), 1, "only the veth came home: {impostor:?}");
+    assert_eq!(impostor[0].link.index, veth);
+    assert!(
+        impostor[0].addresses.is_empty(),
+        "none of the host's addresses"
+    );
+    assert!(
+        a.kernel.link(POD, "real0").is_some(),
+        "the NIC is left in the pod"
+    );
+}

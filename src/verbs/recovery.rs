@@ -62,18 +62,20 @@ impl Identity {
         {
             return Some("its parent device is the selected PCI address");
         }
+        // A link on another PCI function is not ours, whatever its MAC or alias says (a pod
+        // sets both on a link it creates).
+        let other_device = matches!((&link.parent_device, &self.pci),
+            (Some(parent), Some(pci)) if parent != pci.as_str());
+        if other_device {
+            return None;
+        }
         if self.mac.is_some() && link.mac == self.mac {
             return Some("its MAC is the selected one");
         }
-        // A link on another PCI function is not ours, whatever its alias says.
-        let other_device = matches!((&link.parent_device, &self.pci),
-            (Some(parent), Some(pci)) if parent != pci.as_str());
-        (!other_device
-            && link
-                .alias
-                .as_ref()
-                .is_some_and(|a| self.host_names.contains(a)))
-        .then_some("host-device's alias names its host name")
+        link.alias
+            .as_ref()
+            .is_some_and(|a| self.host_names.contains(a))
+            .then_some("host-device's alias names its host name")
     }
 }
 
@@ -284,6 +286,9 @@ fn recovered_host(
     host.alias = None;
     host.master = None;
     host.altnames.retain(|a| *a != ctx.env.ifname);
+    // Captured from a link the pod may have made: nothing to tell the NIC by. The give-back
+    // still checks its parent device against the selected PCI address.
+    host.identity = None;
     host
 }
 
@@ -427,12 +432,15 @@ fn on_the_host(kernel: &dyn Kernel, identity: &Identity) -> Result<Option<String
     Ok(None)
 }
 
-/// The name the NIC goes back under: host-device's record of it, else what the selection
-/// says, else the name it has (never a guess).
+/// The name the NIC goes back under: what the selection, sysfs or the vendor's entry say;
+/// only without any of them host-device's record of it (an alias, which a pod can set too),
+/// else the name it has (never a guess).
 fn host_name(identity: &Identity, link: &Link) -> String {
-    link.alias
-        .clone()
-        .or_else(|| identity.host_names.first().cloned())
+    identity
+        .host_names
+        .first()
+        .cloned()
+        .or_else(|| link.alias.clone())
         .unwrap_or_else(|| link.name.clone())
 }
 
@@ -463,6 +471,7 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
             master: None,
             carries_default_route: false,
             altnames: Vec::new(),
+            identity: None,
         },
         pod_ifname: entry.host_interface_name.clone(),
         staging_name: None,

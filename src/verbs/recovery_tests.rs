@@ -348,3 +348,27 @@ fn the_vendors_entry_goes_with_the_state_of_ours_that_adopted_it() {
     assert_eq!(left, json!({"0000:5e:00.2": vendor["0000:5e:00.2"]}));
     assert_eq!(store.attachments().unwrap(), vec![]);
 }
+
+#[test]
+fn the_name_comes_from_the_selection_not_from_an_alias_the_pod_can_set() {
+    // The pod set the alias to a name of the host's own.
+    let (sb, kernel, index) = nic_in_pod("net1", Some("eth0"));
+    del(&sb, &kernel, json!({"device": "enp1s0", "hwaddr": MAC}));
+    assert_back_on_the_host(&kernel, index);
+    assert!(kernel.link(HOST, "eth0").is_none());
+}
+
+#[test]
+fn a_link_on_another_pci_function_is_not_proven_by_its_mac() {
+    let (sb, kernel, index) = nic_in_pod("net1", None);
+    kernel.edit_link(POD, index, |l| {
+        l.parent_device = Some("0000:5e:00.2".into())
+    });
+    del(
+        &sb,
+        &kernel,
+        json!({"deviceID": "0000:5e:00.1", "hwaddr": MAC}),
+    );
+    assert!(kernel.link(POD, "net1").is_some(), "left in the pod");
+    assert!(kernel.links_in(HOST).is_empty());
+}

@@ -156,6 +156,14 @@ impl FakeKernel {
             .expect("link exists");
     }
 
+    /// Changes what the kernel says of link `index` of `ns` beyond what a request sets (its
+    /// kind, parent device, where its other end is), as creating it that way would have.
+    pub fn edit_link(&self, ns: &str, index: i32, edit: impl FnOnce(&mut Link)) {
+        self.world
+            .with_link(ns, index, |l| edit(&mut l.link))
+            .expect("the link exists");
+    }
+
     /// The link of `ns` called `name`.
     pub fn link(&self, ns: &str, name: &str) -> Option<FakeLink> {
         self.links_in(ns).into_iter().find(|l| l.link.name == name)

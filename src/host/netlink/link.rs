@@ -25,10 +25,18 @@ pub struct Link {
     pub parent_device: Option<String>,
     /// Its alternative names (kernel 5.5+), which name lookups resolve like its name.
     pub altnames: Vec<String>,
+    /// Its kind (`IFLA_INFO_KIND`: `veth`, `dummy`, `macvlan`, ...); `None` for a device a
+    /// driver made (a PCI function's netdev), which no netlink request can create.
+    pub kind: Option<String>,
+    /// The link it is tied to (a veth's peer, a macvlan's lower device) is in another
+    /// network namespace (`IFLA_LINK_NETNSID` is given).
+    pub other_end_elsewhere: bool,
 }
 
 /// `IFLA_PARENT_DEV_NAME` (linux/if_link.h), which neli 0.7 does not name.
 const IFLA_PARENT_DEV_NAME: u16 = 56;
+/// `IFLA_INFO_KIND`, inside `IFLA_LINKINFO`.
+const IFLA_INFO_KIND: u16 = 1;
 /// `IFLA_PROP_LIST` and `IFLA_ALT_IFNAME`, and the nested-attribute flag the kernel's strict
 /// validation wants on the list.
 const IFLA_PROP_LIST: u16 = 52;
@@ -385,7 +393,25 @@ fn parse_link(msg: &Ifinfomsg) -> Option<Link> {
             .ok()
             .filter(|p| !p.is_empty()),
         altnames: altnames(msg),
+        kind: kind(msg),
+        other_end_elsewhere: attrs.get_attribute(Ifla::LinkNetnsid).is_some(),
     })
+}
+
+/// The `IFLA_INFO_KIND` of the link's `IFLA_LINKINFO`, if it has one.
+fn kind(msg: &Ifinfomsg) -> Option<String> {
+    let type_of = |t: Ifla| u16::from(t) & NLA_TYPE_MASK;
+    let info = msg
+        .rtattrs()
+        .iter()
+        .find(|a| type_of(*a.rta_type()) == u16::from(Ifla::Linkinfo))?;
+    let nested = info.get_attr_handle::<Ifla>().ok()?;
+    let kind = nested
+        .iter()
+        .find(|a| type_of(*a.rta_type()) == IFLA_INFO_KIND)?
+        .get_payload_as_with_len::<String>()
+        .ok()?;
+    (!kind.is_empty()).then_some(kind)
 }
 
 /// A link request for link `index` (0: the link the attributes name) with `attrs`.

@@ -240,3 +240,24 @@ fn an_alternative_name_is_removed_by_the_links_name_and_only_from_it() {
     pod.del_altname_of("a0", "net9").unwrap();
     assert_eq!(pod.link_by_name("net9").unwrap(), None);
 }
+
+const VETH_PEER_ELSEWHERE: &[u8] = &[
+    0, 0, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // family, type, index 4, flags
+    9, 0, 3, 0, b'e', b't', b'h', b'1', 0, 0, 0, 0, // IFLA_IFNAME
+    16, 0, 18, 0, 9, 0, 1, 0, b'v', b'e', b't', b'h', 0, 0, 0, 0, // IFLA_LINKINFO
+    8, 0, 37, 0, 0, 0, 0, 0, // IFLA_LINK_NETNSID 0
+];
+
+#[test]
+fn reads_the_kind_and_whether_the_other_end_is_elsewhere() {
+    let parse = |bytes: &[u8]| {
+        let msg = Ifinfomsg::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).unwrap();
+        parse_link(&msg).unwrap()
+    };
+    let veth = parse(VETH_PEER_ELSEWHERE);
+    assert_eq!(veth.kind.as_deref(), Some("veth"));
+    assert!(veth.other_end_elsewhere);
+    let nic = parse(BOND_SLAVE);
+    assert_eq!(nic.kind, None, "a PCI function's netdev has no kind");
+    assert!(!nic.other_end_elsewhere);
+}

@@ -80,6 +80,8 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
         master: salvage_string(host_part, "master"),
         carries_default_route: false,
         altnames: Vec::new(),
+        // Whole or not at all: a cut identity would tell the NIC from itself.
+        identity: salvage_as(host_part, "identity"),
     };
     (host, lost)
 }
