@@ -37,6 +37,11 @@ pub struct HostInterface {
     /// Its own alternative names on the host (they move with it, and stay its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altnames: Vec<String>,
+    /// Whether `altnames` is the whole set of its own: true for every capture of this
+    /// release. A state of an earlier one (which may not have recorded them) says nothing of
+    /// the names it has beyond `CNI_IFNAME`: see [`HostInterface::own_altnames`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub altnames_complete: bool,
     /// What tells it from a link a pod creates in its place (`host/identity.rs`); none in
     /// a state written before it was captured, or built without a capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +89,7 @@ impl HostInterface {
             master,
             carries_default_route,
             altnames: link.altnames.clone(),
+            altnames_complete: true,
             identity: Some(LinkIdentity::of(link)),
         }
     }
@@ -107,6 +113,32 @@ impl HostInterface {
 
     pub fn has_default_route(&self) -> bool {
         self.carries_default_route || self.routes.iter().any(Route::is_default)
+    }
+
+    /// Its own alternative names, judged on `link` (the NIC as it is now): the captured
+    /// ones; or, for a state that did not record the whole set (an earlier release), every
+    /// name `link` carries but `pod_only`, the one name known to be the pod's. So a NIC
+    /// attached by an earlier release keeps its own names (systemd's, an admin's), and only
+    /// a name the pod gave it beyond `CNI_IFNAME` can come home with it, as before.
+    pub fn own_altnames(&self, link: &Link, pod_only: Option<&str>) -> Vec<String> {
+        if self.altnames_complete {
+            return self.altnames.clone();
+        }
+        link.altnames
+            .iter()
+            .filter(|a| Some(a.as_str()) != pod_only)
+            .cloned()
+            .collect()
+    }
+
+    /// This configuration with its alternative names made whole from `link` (see
+    /// [`HostInterface::own_altnames`]), for [`HostInterface::restore`].
+    pub fn with_own_altnames(&self, link: &Link, pod_only: Option<&str>) -> HostInterface {
+        HostInterface {
+            altnames: self.own_altnames(link, pod_only),
+            altnames_complete: true,
+            ..self.clone()
+        }
     }
 
     /// Puts this configuration back on `current` (the same device, found again on the host).
@@ -264,6 +296,31 @@ pub fn apply_routes(nl: &dyn Links, index: i32, routes: &[Route]) -> Vec<Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_of_an_earlier_release_keeps_the_names_the_nic_carries_but_cni_ifname() {
+        let link = Link {
+            altnames: vec!["enp94s0f1np1".into(), "net1".into(), "ens1f1".into()],
+            ..Link::default()
+        };
+        let earlier = HostInterface {
+            name: "enp94s0f1".into(),
+            ..HostInterface::default()
+        };
+        assert_eq!(
+            earlier.own_altnames(&link, Some("net1")),
+            ["enp94s0f1np1", "ens1f1"]
+        );
+        let captured = HostInterface {
+            altnames: vec!["ens1f1".into()],
+            altnames_complete: true,
+            ..earlier.clone()
+        };
+        assert_eq!(captured.own_altnames(&link, Some("net1")), ["ens1f1"]);
+        let whole = earlier.with_own_altnames(&link, Some("net1"));
+        assert!(whole.altnames_complete);
+        assert_eq!(whole.altnames, ["enp94s0f1np1", "ens1f1"]);
+    }
 
     fn addr(ip: &str, scope: u8, flags: u32) -> Address {
         Address {

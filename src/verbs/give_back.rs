@@ -63,6 +63,7 @@ pub fn give_back(
     // handed it back from a dead pod, or taking it off in the pod failed).
     let problems = state
         .host
+        .with_own_altnames(&link, pod_only_name(state))
         .restore(host, &link)
         .map_err(|e| e.during(format!("restoring {} on the host", nic_of(state))))?;
     for p in &problems {
@@ -268,7 +269,8 @@ fn shed_pod_names_in_pod(kernel: &dyn Kernel, ns: &Path, state: &AttachmentState
         let Some(link) = nic_in_pod_without_cni_ifname(pod, state) else {
             return Ok(Vec::new());
         };
-        let given = names::altnames_not_in(&link, &state.host.altnames);
+        let own = state.host.own_altnames(&link, pod_only_name(state));
+        let given = names::altnames_not_in(&link, &own);
         if !given.is_empty() {
             pod.del_altnames(link.index, &given)?;
         }
@@ -568,13 +570,13 @@ fn move_out_of_pod(
         log_info!("moving {} out of {} ourselves", link.name, ns.display());
         // The name host-device would have given it back: its alias.
         let home_name = state.staging_name.as_deref().unwrap_or(&state.host.name);
-        let own = &state.host.altnames;
+        let own = state.host.own_altnames(&link, pod_only_name(state));
         names::move_to_host(
             pod,
             host,
             host_ns,
             &link,
-            own,
+            &own,
             pod_only_name(state),
             home_name,
         )

@@ -133,6 +133,7 @@ mod tests {
             master: None,
             carries_default_route: false,
             altnames: Vec::new(),
+            altnames_complete: true,
             identity: None,
         }
     }

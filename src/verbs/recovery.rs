@@ -236,8 +236,8 @@ fn move_out(
     let host_ns = kernel.host_netns_fd()?;
     let host = kernel.host()?;
     kernel.in_netns(Path::new(&ctx.env.netns), |pod| {
-        let own = &state.host.altnames;
-        names::move_to_host(pod, host, host_ns, link, own, pod_only, &state.host.name).map_err(
+        let own = state.host.own_altnames(link, pod_only);
+        names::move_to_host(pod, host, host_ns, link, &own, pod_only, &state.host.name).map_err(
             |e| {
                 // Told with the names it has now, after what was shed in the pod.
                 let now = pod.link_by_index(link.index).ok().flatten();
@@ -470,7 +470,9 @@ pub fn vendor_attachment(pci: &PciAddress, entry: &VendorEntry) -> AttachmentSta
             routes: Vec::new(),
             master: None,
             carries_default_route: false,
+            // The vendor records none: the names it carries count as its own, but CNI_IFNAME.
             altnames: Vec::new(),
+            altnames_complete: false,
             identity: None,
         },
         pod_ifname: entry.host_interface_name.clone(),

@@ -180,6 +180,7 @@ pub fn attachment(
             master: None,
             carries_default_route: false,
             altnames: Vec::new(),
+            altnames_complete: true,
             identity: Some(crate::host::identity::LinkIdentity::of(link)),
         },
         pod_ifname: pod_ifname.into(),

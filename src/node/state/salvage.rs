@@ -79,7 +79,9 @@ fn salvage_host(host_part: &str) -> (HostInterface, Vec<&'static str>) {
         routes: routes.unwrap_or_default(),
         master: salvage_string(host_part, "master"),
         carries_default_route: false,
+        // Not salvaged: the names it carries then count as its own, but CNI_IFNAME.
         altnames: Vec::new(),
+        altnames_complete: false,
         // Whole or not at all: a cut identity would tell the NIC from itself.
         identity: salvage_as(host_part, "identity"),
     };

@@ -52,6 +52,7 @@ pub(super) fn sample_state(cid: &str, ifname: &str) -> AttachmentState {
             master: None,
             carries_default_route: false,
             altnames: Vec::new(),
+            altnames_complete: true,
             identity: None,
         },
         pod_ifname: "enp94s0f1".into(),
