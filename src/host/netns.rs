@@ -72,6 +72,34 @@ pub enum NotAPod {
 /// is not our own namespace is opened for real, through the descriptor already held, so
 /// that the path cannot be swapped in between.
 pub fn open_pod(path: &Path) -> Result<File, NotAPod> {
+    if let Some(file) = already_opened(path) {
+        return Ok(file);
+    }
+    let file = open_pod_afresh(path)?;
+    remember_opened(path, &file);
+    Ok(file)
+}
+
+/// Pods' namespaces this process already opened and checked, by path. A verb asks for its
+/// pod's namespace more than once (is it alive, then enter it, maybe again to move the NIC
+/// out); the checks cost eight system calls each time, and a descriptor held from the first
+/// time is also the same namespace every time, whatever happens to the path meanwhile.
+static OPENED: std::sync::Mutex<Vec<(std::path::PathBuf, File)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn already_opened(path: &Path) -> Option<File> {
+    let opened = OPENED.lock().ok()?;
+    let (_, file) = opened.iter().find(|(p, _)| p == path)?;
+    file.try_clone().ok()
+}
+
+fn remember_opened(path: &Path, file: &File) {
+    if let (Ok(mut opened), Ok(copy)) = (OPENED.lock(), file.try_clone()) {
+        opened.push((path.to_owned(), copy));
+    }
+}
+
+fn open_pod_afresh(path: &Path) -> Result<File, NotAPod> {
     let handle = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_PATH | nix::libc::O_CLOEXEC)
