@@ -1,5 +1,5 @@
 //! The CNI protocol: environment, versions, results, the error reply, and the process
-//! every plugin binary of this crate is (its skeleton and its allocator).
+//! every plugin binary of this crate is (its skeleton, its allocator and its memcpy).
 //!
 //! Nothing here knows about NICs; it is the contract with the runtime. A leaf: it imports
 //! nothing of this crate.
@@ -7,6 +7,7 @@
 pub mod arena;
 pub mod env;
 pub mod error;
+pub mod memcpy;
 pub mod result;
 pub mod skel;
 pub mod version;
