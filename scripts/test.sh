@@ -5,7 +5,9 @@
 #   cargo build --features test-faults (the crash-injection points the
 #   end-to-end suite needs; never in a deployable build), cargo build -p
 #   ahd-cri-client (the CRI client of tests/820-containerd-cri.bats), and, as
-#   root, the end-to-end bats suite in tests/.
+#   root, the end-to-end bats suite in tests/; then, on a full run, part of
+#   that suite again with the deployable build (static musl, release: its own
+#   allocator and memcpy, which no debug build has), see DEPLOYABLE_TESTS.
 #
 # Usage: scripts/test.sh [bats arguments]   (default: tests/)
 # Env:   AMD_HOST_DEVICE_BIN  plugin binary the bats suite uses
@@ -93,6 +95,21 @@ run_bats() {
     [[ $rc -eq 0 && $BATS_FAILED -eq 0 ]]
 }
 
+# The end-to-end tests run a second time with the deployable build: the plugin's own
+# story (ADD/DEL, every CNI version, many pods at once, the protocol, a chain), none of
+# which needs the crash points only a test-faults build has.
+DEPLOYABLE_TARGET=x86_64-unknown-linux-musl
+DEPLOYABLE_TESTS=(tests/100-add-del.bats tests/200-versions.bats tests/600-concurrency.bats
+    tests/700-protocol.bats tests/720-chain-check.bats)
+
+build_deployable() {
+    if command -v rustup >/dev/null &&
+        ! rustup target list --installed 2>/dev/null | grep -qx "$DEPLOYABLE_TARGET"; then
+        rustup target add "$DEPLOYABLE_TARGET" || return 1
+    fi
+    cargo build --release --target "$DEPLOYABLE_TARGET" --bin amd-host-device
+}
+
 IS_ROOT=0
 [[ $(id -u) -eq 0 ]] && IS_ROOT=1
 
@@ -140,6 +157,19 @@ else
     fi
     PASSED=$((PASSED + BATS_PASSED))
     FAILED=$((FAILED + BATS_FAILED))
+    TOTAL_BATS=($BATS_PASSED $BATS_FAILED $BATS_SKIPPED)
+    if [[ $# -eq 0 ]] && step "cargo build --release --target $DEPLOYABLE_TARGET" build_deployable; then
+        header "bats with the deployable build (${DEPLOYABLE_TESTS[*]})"
+        if ! AMD_HOST_DEVICE_BIN=$PWD/target/$DEPLOYABLE_TARGET/release/amd-host-device \
+            run_bats "${DEPLOYABLE_TESTS[@]}"; then
+            FAILED_STEPS+=("bats with the deployable build")
+        fi
+        PASSED=$((PASSED + BATS_PASSED))
+        FAILED=$((FAILED + BATS_FAILED))
+        BATS_PASSED=$((TOTAL_BATS[0] + BATS_PASSED))
+        BATS_FAILED=$((TOTAL_BATS[1] + BATS_FAILED))
+        BATS_SKIPPED=$((TOTAL_BATS[2] + BATS_SKIPPED))
+    fi
 fi
 
 header "summary"
