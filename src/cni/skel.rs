@@ -17,7 +17,9 @@ pub fn run<E>(handle: impl FnOnce(Command, &[u8]) -> Result<Option<Value>, E>) -
 where
     E: CniError + From<ProtocolError>,
 {
-    let mut stdin = Vec::new();
+    // Room for any network config a runtime sends in one read (growing from nothing
+    // takes five reads for a small one); untouched room costs nothing in the arena.
+    let mut stdin = Vec::with_capacity(16 << 10);
     let read = std::io::stdin().read_to_end(&mut stdin);
     let outcome = command_from_env().map_err(E::from).and_then(|command| {
         read.map_err(|e| E::from(ProtocolError::ReadStdin(e)))?;

@@ -11,15 +11,16 @@ use nix::sched::{setns, CloneFlags};
 use crate::cni::error::{errno_in_words, io_error_in_words};
 use crate::error::Error;
 
-/// While alive, the current thread is in another network namespace; dropping it goes back.
-/// Netlink sockets opened meanwhile stay bound to that namespace.
+/// While alive, the current thread is in another network namespace; dropping it goes back
+/// to the host's ([`home`]). Netlink sockets opened meanwhile stay bound to that namespace.
+/// Guards do not nest: each one is entered from the host and goes back there.
 pub struct NetnsGuard {
-    original: File,
+    original: &'static File,
 }
 
 impl NetnsGuard {
     pub fn enter(path: &Path) -> Result<NetnsGuard, Error> {
-        let original = current()?;
+        let original = home()?;
         let target = open(path)?;
         setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
             Error::invalid_env(
@@ -37,7 +38,7 @@ impl NetnsGuard {
 
 impl Drop for NetnsGuard {
     fn drop(&mut self) {
-        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = setns(self.original, CloneFlags::CLONE_NEWNET) {
             // Carrying on would apply host changes inside a pod: stop right here.
             crate::log_error!("cannot return to the host network namespace: {e}; aborting");
             std::process::abort();
@@ -47,9 +48,23 @@ impl Drop for NetnsGuard {
 
 /// The network namespace the calling thread is in now (`thread-self`, not `self`: setns
 /// only moves the calling thread).
-pub fn current() -> Result<File, Error> {
+fn current() -> Result<File, Error> {
     File::open("/proc/thread-self/ns/net")
         .map_err(|e| Error::io("open the current network namespace", e))
+}
+
+/// The host's network namespace: the one this process runs in, opened once, the first time
+/// it is asked for, which is always from the host (before any [`NetnsGuard`] is entered:
+/// entering one asks for it first). Every guard goes back to it, the pod checks compare
+/// against it, and a NIC moved home is moved into it, without a walk through `/proc` each
+/// time (a few µs each, several per call).
+pub fn home() -> Result<&'static File, Error> {
+    static HOME: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    if let Some(file) = HOME.get() {
+        return Ok(file);
+    }
+    let file = current()?;
+    Ok(HOME.get_or_init(|| file))
 }
 
 /// Why a path given as a pod's network namespace is not one we may act on.
@@ -149,9 +164,13 @@ fn describe(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-/// Whether `meta` is the calling thread's own network namespace (same nsfs inode).
+/// Whether `meta` is the plugin's own (the host's) network namespace (same nsfs inode).
 fn is_own(meta: &std::fs::Metadata) -> bool {
-    std::fs::metadata("/proc/thread-self/ns/net")
+    home()
+        .and_then(|home| {
+            home.metadata()
+                .map_err(|e| Error::io("stat the host's network namespace", e))
+        })
         .is_ok_and(|own| (own.dev(), own.ino()) == (meta.dev(), meta.ino()))
 }
 

@@ -149,10 +149,10 @@ pub fn move_into(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Re
     Ok(())
 }
 
-/// Moves `devices` from `pod_ns` back to the current netns (DEL). In exclusive mode a device
+/// Moves `devices` from `pod_ns` back to the host's netns (DEL). In exclusive mode a device
 /// is only addressable from its own netns, so the request is made from inside the pod.
 pub fn move_back(rdma: &dyn RdmaSystem, devices: &[String], pod_ns: &Path) -> Result<()> {
-    let host = crate::host::netns::current()?;
+    let host = crate::host::netns::home()?;
     let _in_pod = NetnsGuard::enter(pod_ns)?;
     for d in devices {
         rdma.move_device(d, host.as_raw_fd())

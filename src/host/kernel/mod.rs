@@ -9,7 +9,6 @@
 pub mod fake;
 
 use std::cell::OnceCell;
-use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -39,12 +38,11 @@ pub trait Kernel {
     fn rdma(&self) -> &dyn RdmaSystem;
 }
 
-/// The running kernel. The host netlink socket and namespace descriptor are opened on first
-/// use: a DEL with nothing to do needs neither.
+/// The running kernel. The host netlink socket is opened on first use (a DEL with nothing to
+/// do needs none), and so is the host's namespace descriptor (`netns::home`).
 #[derive(Default)]
 pub struct LiveKernel {
     host: OnceCell<Netlink>,
-    host_netns: OnceCell<File>,
     sysfs: Sysfs,
     rdma: NetlinkRdma,
 }
@@ -89,11 +87,7 @@ impl Kernel for LiveKernel {
     }
 
     fn host_netns_fd(&self) -> Result<u32> {
-        if let Some(f) = self.host_netns.get() {
-            return Ok(f.as_raw_fd() as u32);
-        }
-        let f = netns::current()?;
-        Ok(self.host_netns.get_or_init(|| f).as_raw_fd() as u32)
+        Ok(netns::home()?.as_raw_fd() as u32)
     }
 
     fn sysfs(&self) -> &Sysfs {

@@ -57,18 +57,17 @@ pub(super) fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("open", path, e)),
     };
-    let is_regular = file
-        .metadata()
-        .map_err(|e| io_error("stat", path, e))?
-        .is_file();
-    if !is_regular {
+    let meta = file.metadata().map_err(|e| io_error("stat", path, e))?;
+    if !meta.is_file() {
         return Err(io_error(
             "read",
             path,
             std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    let mut bytes = Vec::new();
+    // Sized by the fstat (plus one byte for the end-of-file read): one read, where growing
+    // from nothing takes six for a state file.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_READ_BYTES) as usize + 1);
     file.take(MAX_READ_BYTES)
         .read_to_end(&mut bytes)
         .map_err(|e| io_error("read", path, e))?;
