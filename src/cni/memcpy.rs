@@ -12,8 +12,9 @@
 //! Exported as `memcpy` and `memmove` only in the static musl build for x86_64 (the one
 //! we deploy, where a definition of ours keeps the linker from taking libc's; musl's
 //! `memmove` jumps into the middle of its `memcpy`, so the two come from one place or
-//! neither); every other build keeps its libc's. The code is straight-line on purpose: a loop here could be turned
-//! back into a call to `memcpy` by the optimiser, and that would be this very function.
+//! neither); every other build keeps its libc's. The code is straight-line on purpose: a
+//! loop here could be turned back into a call to `memcpy` by the optimiser, and that would
+//! be this very function.
 
 /// Copies `n` bytes from `src` to `dst`.
 ///
@@ -45,7 +46,7 @@ pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, n: usize) {
                 store(dst, n - 32, tail.0);
                 store(dst, n - 16, tail.1);
             }
-            _ => rep_movsb(dst, src, n),
+            _ => copy_long(dst, src, n),
         }
     }
 }
@@ -77,7 +78,7 @@ unsafe fn store<T: Copy>(dst: *mut u8, at: usize, value: T) {
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn rep_movsb(dst: *mut u8, src: *const u8, n: usize) {
+unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
     // SAFETY: copies exactly n bytes forward from src to dst (the direction flag is clear
     // at every call boundary by the ABI), touching no other memory and no other register
     // than the three it is given.
@@ -106,14 +107,14 @@ pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
         if n <= 64 || (dst as usize).wrapping_sub(src as usize) >= n {
             copy_bytes(dst, src, n)
         } else {
-            rep_movsb_backward(dst, src, n)
+            copy_long_backward(dst, src, n)
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn rep_movsb_backward(dst: *mut u8, src: *const u8, n: usize) {
+unsafe fn copy_long_backward(dst: *mut u8, src: *const u8, n: usize) {
     // SAFETY: n >= 1; copies exactly n bytes from the last down to the first, then clears
     // the direction flag again as the ABI wants it at every call boundary.
     unsafe {
@@ -131,14 +132,14 @@ unsafe fn rep_movsb_backward(dst: *mut u8, src: *const u8, n: usize) {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-unsafe fn rep_movsb_backward(dst: *mut u8, src: *const u8, n: usize) {
+unsafe fn copy_long_backward(dst: *mut u8, src: *const u8, n: usize) {
     // SAFETY: the caller's promise, passed on (only built where this is not `memmove`).
     unsafe { std::ptr::copy(src, dst, n) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-unsafe fn rep_movsb(dst: *mut u8, src: *const u8, n: usize) {
+unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
     // SAFETY: the caller's promise, passed on (only built where this is not `memcpy`).
     unsafe { std::ptr::copy_nonoverlapping(src, dst, n) }
 }

@@ -65,8 +65,8 @@ pub(super) fn read_no_follow(path: &Path) -> Result<Option<Vec<u8>>> {
             std::io::Error::new(ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    // Sized by the fstat (plus one byte for the end-of-file read): one read, where growing
-    // from nothing takes six for a state file.
+    // Sized by the fstat, plus one byte of room for the end-of-file read: two reads (the
+    // data, then end of file), where growing from nothing took six for a state file.
     let mut bytes = Vec::with_capacity(meta.len().min(MAX_READ_BYTES) as usize + 1);
     file.take(MAX_READ_BYTES)
         .read_to_end(&mut bytes)
